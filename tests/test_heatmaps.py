@@ -1,0 +1,62 @@
+"""Map grids, bilinear resampling and fusion."""
+import numpy as np
+import pytest
+
+from transforms.heatmaps import MapGrid, fuse, resample
+
+
+def test_uniform_grid_centres_cells():
+    grid = MapGrid.uniform(2, 4, (100, 200))
+    assert (grid.y0, grid.dy, grid.x0, grid.dx) == (25, 50, 25, 50)
+    assert grid.scaled(2, 0.5) == MapGrid(2, 4, 50, 100, 12.5, 25)
+
+
+def test_resample_onto_the_same_grid_is_the_identity():
+    values = np.random.default_rng(0).random((5, 7, 3))
+    grid = MapGrid.uniform(5, 7, (50, 70))
+    np.testing.assert_allclose(resample(values, grid, grid), values, atol=1e-6)
+
+
+def test_bilinear_resampling_reproduces_a_linear_ramp():
+    source = MapGrid.uniform(4, 4, (40, 40))  # centres at 5, 15, 25, 35
+    ys, xs = np.meshgrid(source.y0 + source.dy * np.arange(4),
+                         source.x0 + source.dx * np.arange(4), indexing="ij")
+    ramp = 2 * ys + xs
+    target = MapGrid.uniform(40, 40, (40, 40))  # every pixel centre
+    out = resample(ramp, source, target)
+    ty, tx = np.meshgrid(np.arange(40) + 0.5, np.arange(40) + 0.5, indexing="ij")
+    inside = (ty >= 5) & (ty <= 35) & (tx >= 5) & (tx <= 35)
+    np.testing.assert_allclose(out[inside], (2 * ty + tx)[inside], atol=1e-4)
+    # Outside the outermost centres the edge value is held (no extrapolation).
+    assert out[0, 0] == pytest.approx(ramp[0, 0])
+    assert out[-1, -1] == pytest.approx(ramp[-1, -1])
+
+
+def test_resample_checks_the_grid():
+    with pytest.raises(ValueError, match="do not match"):
+        resample(np.zeros((3, 3)), MapGrid.uniform(4, 4, (8, 8)), MapGrid.uniform(2, 2, (8, 8)))
+
+
+def test_geometric_mean_of_identical_maps_is_the_map():
+    heat = np.random.default_rng(1).random((6, 9)).astype(np.float32)
+    heat[0, 0] = 0.0
+    np.testing.assert_allclose(fuse([heat, heat, heat], "geomean"), heat, rtol=1e-6)
+    for method in ("mean", "max"):
+        np.testing.assert_allclose(fuse([heat, heat], method), heat, rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_max_mean_geomean_order(seed):
+    maps = list(np.random.default_rng(seed).random((3, 8, 8)))
+    maps[0][2, 2] = 0.0  # a zero anywhere makes the geometric mean zero there
+    mx, mean, geo = (fuse(maps, m) for m in ("max", "mean", "geomean"))
+    assert (mx >= mean - 1e-7).all() and (mean >= geo - 1e-7).all()
+    assert geo[2, 2] == 0.0 and mean[2, 2] > 0
+    assert (mx > geo).any()
+
+
+def test_fuse_rejects_unknown_methods_and_negative_geomean():
+    with pytest.raises(ValueError, match="fusion must be one of"):
+        fuse([np.ones((2, 2))], "median")
+    with pytest.raises(ValueError, match="non-negative"):
+        fuse([-np.ones((2, 2))], "geomean")

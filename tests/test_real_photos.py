@@ -1,0 +1,93 @@
+"""Real photos, real EfficientNet-Lite0 ImageNet weights: classes, heatmaps and boxes.
+
+Ground-truth boxes were measured by looking at the photos (tests/data/README.md).
+"""
+import numpy as np
+import pytest
+
+from transforms.backbones import get_backbone, load_classifier
+from transforms.fcn import ResponseMapper, fully_convolutional
+from transforms.multiscale import resize_image, synset_heatmaps
+from transforms.synsets import resolve_synset
+
+from conftest import load_photo
+
+DOG_BOX = (132, 220, 310, 542)
+BICYCLE_BOX = (125, 140, 567, 420)
+CAT_BOX = (0, 0, 400, 300)
+
+
+def _intersection(a, b):
+    return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def _area(a):
+    return (a[2] - a[0]) * (a[3] - a[1])
+
+
+def iou(a, b) -> float:
+    inter = _intersection(a, b)
+    return inter / (_area(a) + _area(b) - inter)
+
+
+def _xyxy(box):
+    return box.x0, box.y0, box.x1, box.y1
+
+
+@pytest.fixture(scope="module")
+def lite0(weights_cache):
+    return load_classifier("efficientnet_lite0")
+
+
+@pytest.mark.parametrize("photo, top1", [
+    ("dog.jpg", 235),      # German shepherd
+    ("chelsea.png", 285),  # Egyptian cat
+    ("eagle.jpg", 22),     # bald eagle
+])
+def test_lite0_top1_and_window_map_equal_the_classifier(lite0, photo, top1):
+    backbone = get_backbone("efficientnet_lite0")
+    image = resize_image(load_photo(photo), (224, 224))[None]
+    probabilities = lite0(backbone.preprocess(image.astype("f4"))).numpy()[0]
+    assert probabilities.argmax() == top1
+    window = ResponseMapper(backbone, fully_convolutional(lite0, backbone, "window"), "window")
+    np.testing.assert_allclose(window.class_maps(image)[0, 0, 0], probabilities, atol=1e-5)
+
+
+def test_cat_photo_best_synset_is_cat_and_its_box_covers_the_cat(lite0_mapper):
+    synsets = [resolve_synset(s) for s in ("dog", "n02121620", "bird", "n02958343")]
+    heatmaps = synset_heatmaps(lite0_mapper, load_photo("chelsea.png"), synsets)
+    peaks = heatmaps.fused.max(axis=(0, 1))
+    assert synsets[int(peaks.argmax())].wnid == "n02121620"
+    top = heatmaps.boxes()["n02121620"][0]
+    assert _intersection(_xyxy(top), CAT_BOX) / _area(CAT_BOX) >= 0.8
+
+
+def _top_dog_box(mapper, image):
+    dog = resolve_synset("dog")
+    return _xyxy(synset_heatmaps(mapper, image, [dog]).boxes()[dog.wnid][0])
+
+
+def test_dog_box_is_on_the_dog_not_the_bicycle(lite0_mapper):
+    box = _top_dog_box(lite0_mapper, load_photo("dog.jpg"))
+    assert iou(box, DOG_BOX) >= 0.5
+    assert iou(box, BICYCLE_BOX) < 0.5 and iou(box, BICYCLE_BOX) < iou(box, DOG_BOX)
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    assert DOG_BOX[0] <= cx < DOG_BOX[2] and DOG_BOX[1] <= cy < DOG_BOX[3]
+
+
+def test_boxes_follow_a_rotated_photo(lite0_mapper):
+    photo = load_photo("dog.jpg")
+    width = photo.shape[1]
+    rotated = np.ascontiguousarray(np.rot90(photo))  # 90° counter-clockwise: (x, y) → (y, W - x)
+    x0, y0, x1, y1 = DOG_BOX
+    assert iou(_top_dog_box(lite0_mapper, rotated), (y0, width - x1, y1, width - x0)) >= 0.5
+
+
+@pytest.mark.parametrize("size", [(1152, 1536), (500, 800)])  # 2x; squashed
+def test_boxes_follow_a_resized_photo(lite0_mapper, size):
+    photo = load_photo("dog.jpg")
+    sy, sx = size[0] / photo.shape[0], size[1] / photo.shape[1]
+    x0, y0, x1, y1 = DOG_BOX
+    box = _top_dog_box(lite0_mapper, resize_image(photo, size))
+    assert box[2] <= size[1] and box[3] <= size[0]
+    assert iou(box, (x0 * sx, y0 * sy, x1 * sx, y1 * sy)) >= 0.5

@@ -1,0 +1,29 @@
+import pytest
+
+from transforms.scales import Scale, parse_scales
+
+
+def test_parse_fixed_and_shorter_side_scales():
+    assert parse_scales("200x320, 400x640,800×1280") == (
+        Scale(size=(200, 320)), Scale(size=(400, 640)), Scale(size=(800, 1280)))
+    assert parse_scales("224,448") == (Scale(shorter_side=224), Scale(shorter_side=448))
+    assert [str(s) for s in parse_scales("224,400x640")] == ["224", "400x640"]
+
+
+@pytest.mark.parametrize("text", ["", "abc", "224,,448", "400x", "0", "224x0", "-224"])
+def test_unparseable_scales_say_how_to_fix(text):
+    with pytest.raises(ValueError, match="HxW|positive"):
+        parse_scales(text)
+
+
+def test_shorter_side_keeps_aspect_ratio_in_stride_multiples():
+    assert Scale(shorter_side=288).input_size((576, 768), 32) == (288, 384)
+    assert Scale(shorter_side=224).input_size((300, 451), 32) == (224, 352)  # 336.7 → 352
+    assert Scale(shorter_side=224).input_size((768, 576), 32) == (288, 224)
+    # An extreme aspect ratio never collapses a side below one stride.
+    assert Scale(shorter_side=32).input_size((10, 20000), 32) == (32, 64000)
+    assert Scale(shorter_side=224).input_size((20000, 10), 32)[1] == 224
+
+
+def test_fixed_size_ignores_the_image():
+    assert Scale(size=(200, 320)).input_size((3000, 20), 32) == (200, 320)

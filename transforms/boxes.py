@@ -1,0 +1,80 @@
+"""Boxes from a heatmap: upsample to the image, threshold, one box per connected component."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from transforms.heatmaps import MapGrid, resample
+
+# Absolute heat. Background cells sit near 0.1 (a near-uniform softmax summed over a
+# synset's classes); 0.4 keeps a dog's box off the bicycle beside it in dog.jpg while a
+# frame-filling cat still gets one box (see tests/test_real_photos.py).
+DEFAULT_THRESHOLD = 0.4
+
+# 8-connectivity: diagonal neighbours belong to the same component.
+_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+
+
+@dataclass(frozen=True)
+class Box:
+    """A box in original image pixels: x0, y0 inclusive, x1, y1 exclusive.
+
+    ``score`` is the peak heat inside the component, ``mean`` its mean heat and
+    ``area`` its size in image pixels (the component, not the box).
+    """
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    score: float
+    mean: float
+    area: float
+
+
+def upsample(heatmap: np.ndarray, grid: MapGrid, image_size: tuple[int, int],
+             max_side: int | None = None) -> np.ndarray:
+    """Bilinear upsampling of a (h, w) heatmap on ``grid`` (image coordinates) to the
+    image's pixels, or to a raster of at most ``max_side`` pixels on its longer side
+    with the same aspect ratio (a 24-Mpixel photo need not be thresholded at full size)."""
+    height, width = image_size
+    if max_side and max(height, width) > max_side:
+        factor = max_side / max(height, width)
+        height, width = max(1, round(height * factor)), max(1, round(width * factor))
+    return resample(heatmap, grid, MapGrid.uniform(height, width, image_size))
+
+
+def boxes_from_heatmap(heatmap: np.ndarray, grid: MapGrid, image_size: tuple[int, int],
+                       threshold: float = DEFAULT_THRESHOLD, relative: bool = False,
+                       min_area: float = 0.0, max_side: int | None = 2048) -> list[Box]:
+    """All connected components of the upsampled heatmap above the threshold, as boxes
+    sorted by score (peak heat, then mean heat), best first.
+
+    Args:
+        heatmap: (h, w) map on ``grid``, in image coordinates.
+        image_size: the original image's (H, W); boxes are in its pixels.
+        threshold: absolute heat, or with ``relative`` a fraction of the map's maximum.
+        min_area: components smaller than this fraction of the image are dropped.
+        max_side: longest side of the raster thresholded (see ``upsample``).
+    """
+    raster = upsample(heatmap, grid, image_size, max_side)
+    cutoff = threshold * float(raster.max()) if relative else threshold
+    mask = raster >= cutoff
+    labels, count = ndimage.label(mask, structure=_EIGHT_CONNECTED)
+    if count == 0:
+        return []
+    index = np.arange(1, count + 1)
+    peaks = ndimage.maximum(raster, labels, index)
+    means = ndimage.mean(raster, labels, index)
+    pixels = ndimage.sum_labels(mask, labels, index)
+    sy, sx = image_size[0] / raster.shape[0], image_size[1] / raster.shape[1]
+    min_pixels = min_area * raster.size
+    boxes = [
+        Box(x0=cols.start * sx, y0=rows.start * sy, x1=cols.stop * sx, y1=rows.stop * sy,
+            score=float(peak), mean=float(mean), area=float(n * sy * sx))
+        for (rows, cols), peak, mean, n in zip(ndimage.find_objects(labels), peaks, means, pixels)
+        if n >= min_pixels
+    ]
+    return sorted(boxes, key=lambda b: (b.score, b.mean), reverse=True)

@@ -1,0 +1,128 @@
+"""Classifier → fully convolutional network giving a response map at any input size.
+
+The Dense(classes) head is copied into a 1×1 convolution (kernel reshaped to
+(1, 1, C, classes), bias copied) applied to the feature map instead of its global
+average. Two map modes:
+
+- ``cell``: one prediction per cell of the final feature map (input / stride).
+- ``window``: a window_cells × window_cells average pool first (7×7 for 224-px
+  classifiers), so every output equals the original classifier on one 224-px window;
+  ``window_stride`` 1 slides it cell by cell, 7 tiles the image. At 224² the map is
+  1×1 and equals the classifier's output.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from transforms.backbones import Backbone, get_backbone, load_classifier
+from transforms.heatmaps import MapGrid
+
+MapMode = Literal["cell", "window"]
+MAP_MODES = ("cell", "window")
+
+
+def fully_convolutional(classifier: keras.Model, backbone: Backbone, map_mode: MapMode = "cell",
+                        window_stride: int = 1) -> keras.Model:
+    """(N, H, W, 3) preprocessed images of any size → (N, h, w, classes) probabilities.
+
+    The returned model shares its layers (and so its weights) with ``classifier``.
+    """
+    if map_mode not in MAP_MODES:
+        raise ValueError(f"map_mode must be one of {MAP_MODES}, got {map_mode!r}")
+    dense = classifier.get_layer(backbone.classifier_layer)
+    if not isinstance(dense, layers.Dense) or dense.activation not in (
+            keras.activations.softmax, keras.activations.linear):
+        raise ValueError(f"{backbone.classifier_layer} must be a Dense layer with softmax or "
+                         "linear activation")
+    body = keras.Model(classifier.inputs, classifier.get_layer(backbone.features_layer).output)
+    # Re-run the same layers on an input of unknown height and width.
+    inputs = keras.Input((None, None, 3), name="image")
+    features = keras.models.clone_model(body, input_tensors=[inputs],
+                                        clone_function=lambda layer: layer).output
+    if map_mode == "window":
+        features = layers.AveragePooling2D(backbone.window_cells, strides=window_stride,
+                                           padding="valid", name="window_pool")(features)
+    kernel, bias = dense.get_weights()
+    head = layers.Conv2D(kernel.shape[1], 1, name="classifier_conv")
+    logits = head(features)
+    head.set_weights([kernel.reshape(1, 1, *kernel.shape), bias])
+    probabilities = layers.Softmax(axis=-1, name="class_probabilities")(logits)
+    return keras.Model(inputs, probabilities, name=f"{classifier.name}_fcn_{map_mode}")
+
+
+@dataclass
+class ResponseMapper:
+    """A fully convolutional backbone ready for batched inference.
+
+    Images go in as RGB arrays in [0, 255] (uint8 or float), a batch of one size at a
+    time; preprocessing runs inside the graph.
+    """
+
+    backbone: Backbone
+    model: keras.Model
+    map_mode: MapMode = "cell"
+    window_stride: int = 1
+
+    @classmethod
+    def load(cls, name: str = "efficientnet_lite0", weights: str | None = "imagenet",
+             map_mode: MapMode = "cell", window_stride: int = 1) -> "ResponseMapper":
+        backbone = get_backbone(name)
+        classifier = load_classifier(name, weights)
+        return cls(backbone, fully_convolutional(classifier, backbone, map_mode, window_stride),
+                   map_mode, window_stride)
+
+    def __post_init__(self):
+        # One trace per input shape; reduce_retracing generalises after a few shapes.
+        self._class_maps = tf.function(self._class_maps_graph, reduce_retracing=True)
+        self._synset_maps = tf.function(self._synset_maps_graph, reduce_retracing=True)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.model.output.shape[-1])
+
+    def _class_maps_graph(self, images):
+        x = self.backbone.preprocess(tf.cast(images, tf.float32))
+        return self.model(x, training=False)
+
+    def _synset_maps_graph(self, images, class_matrix):
+        # Summing class probabilities per synset is one matmul over the class axis.
+        return tf.einsum("nhwc,cs->nhws", self._class_maps_graph(images), class_matrix)
+
+    def class_maps(self, images: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) → (N, h, w, classes) per-cell class probabilities."""
+        return self._class_maps(_as_batch(images)).numpy()
+
+    def synset_maps(self, images: np.ndarray, class_matrix: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) and a (classes, S) 0/1 matrix → (N, h, w, S) synset maps."""
+        matrix = tf.constant(class_matrix, tf.float32)
+        return self._synset_maps(_as_batch(images), matrix).numpy()
+
+    def map_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        """The response map's (h, w) for an (H, W) input, without running the network."""
+        h, w = (-(-n // self.backbone.stride) for n in input_size)  # cells of a 'same' network
+        if self.map_mode == "window":
+            k, s = self.backbone.window_cells, self.window_stride
+            h, w = ((n - k) // s + 1 if n >= k else 0 for n in (h, w))
+        return h, w
+
+    def grid(self, input_size: tuple[int, int], map_size: tuple[int, int]) -> MapGrid:
+        """Where the cells of an input_size map sit, in input pixel coordinates."""
+        stride = self.backbone.stride
+        if self.map_mode == "cell":
+            step, first = stride, stride / 2
+        else:  # a window's centre: window_cells cells from its first cell
+            step, first = stride * self.window_stride, stride * self.backbone.window_cells / 2
+        return MapGrid(map_size[0], map_size[1], first, step, first, step)
+
+
+def _as_batch(images: np.ndarray) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected a batch of RGB images (N, H, W, 3), got shape {images.shape}")
+    return images

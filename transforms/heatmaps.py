@@ -1,0 +1,81 @@
+"""Heatmap geometry, bilinear resampling between grids, and fusion across scales.
+
+Plain numpy/scipy: nothing here knows about TensorFlow or Beam.
+
+Coordinates are continuous pixel coordinates: pixel k spans [k, k + 1), its centre is
+k + 0.5. A response map's cells are points on a regular grid in those coordinates;
+resampling one map onto another grid (a common fusion grid, or the image's pixels)
+is bilinear interpolation at the target points, clamped at the borders.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal, Sequence
+
+import numpy as np
+from scipy import ndimage
+
+Fusion = Literal["mean", "geomean", "max"]
+FUSIONS = ("mean", "geomean", "max")
+
+
+@dataclass(frozen=True)
+class MapGrid:
+    """A height × width grid of cell centres: cell (i, j) sits at
+    (y0 + i * dy, x0 + j * dx)."""
+
+    height: int
+    width: int
+    y0: float
+    dy: float
+    x0: float
+    dx: float
+
+    @classmethod
+    def uniform(cls, height: int, width: int, image_size: tuple[int, int]) -> "MapGrid":
+        """height × width cells tiling an image of image_size (H, W) evenly."""
+        dy, dx = image_size[0] / height, image_size[1] / width
+        return cls(height, width, dy / 2, dy, dx / 2, dx)
+
+    def scaled(self, sy: float, sx: float) -> "MapGrid":
+        """The same grid after the image is scaled by (sy, sx), e.g. network input →
+        original image coordinates."""
+        return replace(self, y0=self.y0 * sy, dy=self.dy * sy, x0=self.x0 * sx, dx=self.dx * sx)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.height, self.width
+
+
+def resample(values: np.ndarray, source: MapGrid, target: MapGrid) -> np.ndarray:
+    """Bilinear resampling of (h, w) or (h, w, S) ``values`` laid out on ``source`` at the
+    cell centres of ``target``; points outside the source take the nearest edge value."""
+    if values.shape[:2] != source.shape:
+        raise ValueError(f"values of shape {values.shape[:2]} do not match grid {source.shape}")
+    rows = (target.y0 + target.dy * np.arange(target.height) - source.y0) / source.dy
+    cols = (target.x0 + target.dx * np.arange(target.width) - source.x0) / source.dx
+    coords = np.stack(np.meshgrid(rows, cols, indexing="ij"))
+    planes = values[..., None] if values.ndim == 2 else values
+    out = np.stack([ndimage.map_coordinates(planes[..., s], coords, order=1, mode="nearest")
+                    for s in range(planes.shape[-1])], axis=-1)
+    return out[..., 0] if values.ndim == 2 else out
+
+
+def fuse(maps: Sequence[np.ndarray], method: Fusion = "mean") -> np.ndarray:
+    """Elementwise fusion of same-shaped maps: arithmetic mean, geometric mean or max.
+
+    The geometric mean is 0 wherever any map is 0 (a scale that sees nothing vetoes).
+    """
+    if method not in FUSIONS:
+        raise ValueError(f"fusion must be one of {FUSIONS}, got {method!r}")
+    stack = np.stack([np.asarray(m, dtype=np.float64) for m in maps])
+    if method == "mean":
+        fused = stack.mean(axis=0)
+    elif method == "max":
+        fused = stack.max(axis=0)
+    else:
+        if (stack < 0).any():
+            raise ValueError("the geometric mean needs non-negative maps")
+        with np.errstate(divide="ignore"):
+            fused = np.exp(np.log(stack).mean(axis=0))
+    return fused.astype(np.float32)

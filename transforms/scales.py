@@ -1,0 +1,52 @@
+"""Input scales: a fixed H×W, or a shorter side with the aspect ratio kept."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Either ``size`` (height, width) is set — every image is squashed to it — or
+    ``shorter_side`` is: the image is scaled so its shorter side has that length, the
+    aspect ratio kept, both sides rounded to a multiple of the network stride."""
+
+    size: tuple[int, int] | None = None
+    shorter_side: int | None = None
+
+    def __post_init__(self):
+        if (self.size is None) == (self.shorter_side is None):
+            raise ValueError("a Scale has either a size or a shorter_side")
+        if any(n <= 0 for n in (self.size or (self.shorter_side,))):
+            raise ValueError(f"scale dimensions must be positive, got {self}")
+
+    def __str__(self) -> str:
+        return f"{self.size[0]}x{self.size[1]}" if self.size else str(self.shorter_side)
+
+    def input_size(self, image_size: tuple[int, int], stride: int) -> tuple[int, int]:
+        """The network input (H, W) for an image of ``image_size`` (H, W)."""
+        if self.size:
+            return self.size
+        factor = self.shorter_side / min(image_size)
+        return tuple(max(stride, round(n * factor / stride) * stride) for n in image_size)
+
+
+_SCALE = re.compile(r"\s*(\d+)\s*(?:[x×]\s*(\d+))?\s*")
+
+
+def parse_scales(text: str) -> tuple[Scale, ...]:
+    """``"200x320,400x640"`` (fixed H×W) or ``"224,448,896"`` (shorter side), mixed freely."""
+    scales = []
+    for token in text.split(","):
+        match = _SCALE.fullmatch(token)
+        if not match:
+            raise ValueError(f"cannot parse scale {token.strip()!r} in {text!r}: use HxW "
+                             "(e.g. 400x640) or a shorter-side length (e.g. 448), comma-separated")
+        h, w = match.groups()
+        scales.append(Scale(size=(int(h), int(w))) if w else Scale(shorter_side=int(h)))
+    return tuple(scales)
+
+
+# Chosen on the test photos (tests/test_real_photos.py): a semantic scale and one twice as
+# fine. 224/448/896 over-zooms small photos (a 300-px cat at 896 is seen as texture).
+DEFAULT_SCALES = parse_scales("288,576")
