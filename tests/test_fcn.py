@@ -5,6 +5,7 @@ import pytest
 
 from transforms.backbones import get_backbone, load_classifier
 from transforms.fcn import ResponseMapper, fully_convolutional
+from transforms.heatmaps import MapGrid
 from transforms.multiscale import resize_image
 
 from conftest import load_photo
@@ -89,6 +90,9 @@ def test_resnet50_map_shapes(resnet50, mode, stride, input_size, map_size):
     maps = mapper.class_maps(np.zeros((1, *input_size, 3), np.uint8))
     assert maps.shape == (1, *map_size, 1000)
     assert mapper.map_size(input_size) == map_size
+    # Cell centres every 32 px from 16; window centres 112 px (3.5 cells) into each window.
+    first, step = (16, 32) if mode == "cell" else (112, 32 * stride)
+    assert mapper.grid(map_size) == MapGrid(*map_size, first, step, first, step)
 
 
 def test_batch_equals_single_images_and_synset_maps_sum_classes(classifier_under_test):

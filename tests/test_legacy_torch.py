@@ -126,6 +126,8 @@ def test_refuses_global_in_header_pickle():
 def test_rejects_non_legacy_and_truncated_files():
     with pytest.raises(pickle.UnpicklingError, match="magic number"):
         read_legacy_state_dict(io.BytesIO(pickle.dumps(12345)))
+    with pytest.raises(pickle.UnpicklingError, match="expected a state_dict, found list"):
+        read_legacy_state_dict(io.BytesIO(write_legacy({}, {}, main_pickle=[1, 2])))
     data = write_legacy({"w": ("0", 0, (4,), (1,))}, {"0": np.ones(4, np.float32)})
     with pytest.raises(pickle.UnpicklingError, match="truncated"):
         read_legacy_state_dict(io.BytesIO(data[:-3]))

@@ -111,8 +111,9 @@ class ResponseMapper:
             h, w = ((n - k) // s + 1 if n >= k else 0 for n in (h, w))
         return h, w
 
-    def grid(self, input_size: tuple[int, int], map_size: tuple[int, int]) -> MapGrid:
-        """Where the cells of an input_size map sit, in input pixel coordinates."""
+    def grid(self, map_size: tuple[int, int]) -> MapGrid:
+        """Where the cells of a map of map_size (h, w) sit, in input pixel coordinates:
+        cell centres for ``cell``, window centres for ``window``."""
         stride = self.backbone.stride
         if self.map_mode == "cell":
             step, first = stride, stride / 2

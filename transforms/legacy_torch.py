@@ -111,6 +111,8 @@ def read_legacy_state_dict(path_or_file: str | BinaryIO) -> collections.OrderedD
         raise pickle.UnpicklingError(f"unsupported legacy protocol version {protocol!r}")
     _load_pickle(f)  # system info: endianness and type sizes; the storages are little-endian
     state = _load_pickle(f)
+    if not isinstance(state, dict):
+        raise pickle.UnpicklingError(f"expected a state_dict, found {type(state).__name__}")
     storage_keys = _load_pickle(f)
 
     storages: dict[str, np.ndarray] = {}

@@ -65,7 +65,7 @@ def scale_maps(mapper: ResponseMapper, image: np.ndarray, scales: Sequence[Scale
             raise ValueError(f"scale {scale} gives a {input_size[0]}x{input_size[1]} input, too "
                              f"small for a {mapper.map_mode} map")
         maps = mapper.synset_maps(resize_image(image, input_size)[None], matrix)[0]
-        grid = mapper.grid(input_size, maps.shape[:2]).scaled(
+        grid = mapper.grid(maps.shape[:2]).scaled(
             image_size[0] / input_size[0], image_size[1] / input_size[1])
         result.append(ScaleMaps(scale, input_size, grid, maps))
     return result
