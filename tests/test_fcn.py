@@ -95,7 +95,7 @@ def test_resnet50_map_shapes(resnet50, mode, stride, input_size, map_size):
     assert mapper.grid(map_size) == MapGrid(*map_size, first, step, first, step)
 
 
-def test_batch_equals_single_images_and_synset_maps_sum_classes(classifier_under_test):
+def test_batch_equals_single_images_and_padding_is_masked(classifier_under_test):
     backbone, classifier = classifier_under_test
     mapper = ResponseMapper(backbone, fully_convolutional(classifier, backbone, "cell"), "cell")
     images = np.random.default_rng(2).integers(0, 256, (2, 96, 160, 3), dtype=np.uint8)
@@ -105,12 +105,14 @@ def test_batch_equals_single_images_and_synset_maps_sum_classes(classifier_under
         # Kernels differ with the batch size; a peaky softmax turns their rounding
         # differences into ~1e-4 of probability.
         np.testing.assert_allclose(batch[i], mapper.class_maps(images[i:i + 1])[0], atol=1e-3)
-    matrix = np.zeros((1000, 2), np.float32)
-    matrix[151:269, 0] = 1
-    matrix[[654, 779, 874], 1] = 1
-    synsets = mapper.synset_maps(images, matrix)
-    np.testing.assert_allclose(synsets[..., 0], batch[..., 151:269].sum(-1), atol=1e-5)
-    np.testing.assert_allclose(synsets[..., 1], batch[..., [654, 779, 874]].sum(-1), atol=1e-5)
+    # Whatever lies in the padding of a content_sizes batch does not matter.
+    padded = np.concatenate([images, np.full((2, 96, 64, 3), 255, np.uint8)], axis=2)
+    noisy = padded.copy()
+    noisy[:, :, 160:] = np.random.default_rng(3).integers(0, 256, (2, 96, 64, 3))
+    sizes = np.array([[96, 160], [96, 160]])
+    np.testing.assert_allclose(mapper.class_maps(padded, sizes), mapper.class_maps(noisy, sizes),
+                               atol=1e-6)
+    assert not np.allclose(mapper.class_maps(padded), mapper.class_maps(noisy), atol=1e-3)
 
 
 def test_rejects_bad_arguments(resnet50):

@@ -7,8 +7,9 @@ import pytest
 
 from transforms.backbones import get_backbone, load_classifier
 from transforms.fcn import ResponseMapper, fully_convolutional
-from transforms.multiscale import resize_image, synset_heatmaps
-from transforms.synsets import resolve_synset
+from transforms.multiscale import resize_image, scale_image, synset_heatmaps, synset_heatmaps_batch
+from transforms.scales import parse_scales
+from transforms.synsets import class_wnids, resolve_synset
 
 from conftest import load_photo
 
@@ -91,3 +92,27 @@ def test_boxes_follow_a_resized_photo(lite0_mapper, size):
     box = _top_dog_box(lite0_mapper, resize_image(photo, size))
     assert box[2] <= size[1] and box[3] <= size[0]
     assert iou(box, (x0 * sx, y0 * sy, x1 * sx, y1 * sy)) >= 0.5
+
+
+def test_a_batch_of_mixed_sizes_equals_single_images(lite0_mapper):
+    scales = parse_scales("288,200x320")
+    synsets = [resolve_synset("dog"), resolve_synset("n02121620")]
+    photos = [load_photo("dog.jpg"), load_photo("chelsea.png"),
+              np.ascontiguousarray(np.rot90(load_photo("eagle.jpg")))]  # portrait
+    scaled = [scale_image(p, p.shape[:2], scales, 32) for p in photos]
+    batch = synset_heatmaps_batch(lite0_mapper, scaled, scales, synsets)
+    for photo, together in zip(photos, batch):
+        alone = synset_heatmaps(lite0_mapper, photo, synsets, scales)
+        assert together.grid == alone.grid
+        np.testing.assert_allclose(together.fused, alone.fused, atol=1e-4)
+        np.testing.assert_allclose(together.class_scores, alone.class_scores, atol=1e-5)
+
+
+def test_top_k_mode_maps_each_images_best_classes(lite0_mapper):
+    heatmaps = synset_heatmaps(lite0_mapper, load_photo("chelsea.png"), None, top_k=3)
+    top = heatmaps.top_classes(3)
+    assert {index for index, _ in top} == {281, 282, 285}  # tabby, tiger cat, Egyptian cat
+    assert [s.class_indices for s in heatmaps.synsets] == [(index,) for index, _ in top]
+    assert [s.wnid for s in heatmaps.synsets] == [class_wnids()[index] for index, _ in top]
+    assert heatmaps.fused.shape[-1] == 3
+    assert top[0][1] > top[1][1] > top[2][1] > 0.05

@@ -80,28 +80,30 @@ class ResponseMapper:
     def __post_init__(self):
         # One trace per input shape; reduce_retracing generalises after a few shapes.
         self._class_maps = tf.function(self._class_maps_graph, reduce_retracing=True)
-        self._synset_maps = tf.function(self._synset_maps_graph, reduce_retracing=True)
 
     @property
     def num_classes(self) -> int:
         return int(self.model.output.shape[-1])
 
-    def _class_maps_graph(self, images):
+    def _class_maps_graph(self, images, content_sizes):
         x = self.backbone.preprocess(tf.cast(images, tf.float32))
-        return self.model(x, training=False)
+        # Padding beyond each image's content is zero in network-input space, as the
+        # first convolution's own 'same' padding would be.
+        shape = tf.shape(x)
+        rows = tf.range(shape[1])[None, :] < content_sizes[:, :1]
+        cols = tf.range(shape[2])[None, :] < content_sizes[:, 1:]
+        mask = tf.cast(rows[:, :, None, None] & cols[:, None, :, None], x.dtype)
+        return self.model(x * mask, training=False)
 
-    def _synset_maps_graph(self, images, class_matrix):
-        # Summing class probabilities per synset is one matmul over the class axis.
-        return tf.einsum("nhwc,cs->nhws", self._class_maps_graph(images), class_matrix)
+    def class_maps(self, images: np.ndarray, content_sizes: np.ndarray | None = None) -> np.ndarray:
+        """(N, H, W, 3) → (N, h, w, classes) per-cell class probabilities.
 
-    def class_maps(self, images: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) → (N, h, w, classes) per-cell class probabilities."""
-        return self._class_maps(_as_batch(images)).numpy()
+        ``content_sizes`` (N, 2): each image's (height, width) when it was padded at the
+        bottom and right to share the batch's shape; None: no padding.
+        """
+        images = _as_batch(images)
+        return self._class_maps(images, _content_sizes(images, content_sizes)).numpy()
 
-    def synset_maps(self, images: np.ndarray, class_matrix: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) and a (classes, S) 0/1 matrix → (N, h, w, S) synset maps."""
-        matrix = tf.constant(class_matrix, tf.float32)
-        return self._synset_maps(_as_batch(images), matrix).numpy()
 
     def map_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
         """The response map's (h, w) for an (H, W) input, without running the network."""
@@ -120,6 +122,12 @@ class ResponseMapper:
         else:  # a window's centre: window_cells cells from its first cell
             step, first = stride * self.window_stride, stride * self.backbone.window_cells / 2
         return MapGrid(map_size[0], map_size[1], first, step, first, step)
+
+
+def _content_sizes(images: np.ndarray, content_sizes: np.ndarray | None) -> np.ndarray:
+    if content_sizes is None:
+        return np.tile(np.array(images.shape[1:3], np.int32), (len(images), 1))
+    return np.asarray(content_sizes, np.int32).reshape(len(images), 2)
 
 
 def _as_batch(images: np.ndarray) -> np.ndarray:

@@ -1,8 +1,14 @@
-"""Synset heatmaps of one image at several input scales, fused on one grid."""
+"""Synset heatmaps of images at several input scales, fused on one grid.
+
+Works on batches: for each scale, images whose inputs share a (padded) shape go through
+the network in one call. Full class maps stay inside this module: what leaves it is one
+map per requested synset (or per top class) and a score per class.
+"""
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -11,7 +17,21 @@ from transforms.boxes import Box, boxes_from_heatmap
 from transforms.fcn import ResponseMapper
 from transforms.heatmaps import Fusion, MapGrid, fuse, resample
 from transforms.scales import DEFAULT_SCALES, Scale
-from transforms.synsets import Synset, class_matrix
+from transforms.synsets import Synset, class_matrix, class_synset
+
+# Longer sides of shorter-side scales are padded to a multiple of this many pixels, so
+# that a few shapes cover all aspect ratios (few traces, full batches).
+DEFAULT_BUCKET = 64
+DEFAULT_TOP_K = 5
+
+
+@dataclass(frozen=True)
+class ScaledImage:
+    """One image resized for every scale: ``inputs[i]`` is the (h, w, 3) uint8 network
+    input of the i-th scale; ``image_size`` the original (H, W)."""
+
+    image_size: tuple[int, int]
+    inputs: tuple[np.ndarray, ...]
 
 
 @dataclass(frozen=True)
@@ -30,7 +50,8 @@ class SynsetHeatmaps:
     """Per-scale and fused synset heatmaps of one image.
 
     ``fused`` is (h, w, S), one channel per synset in ``synsets`` order, on ``grid``
-    (uniform over the image, as fine as the finest scale's map).
+    (uniform over the image, as fine as the finest scale's map). ``class_scores`` holds
+    every class's probability averaged over the cells, then over the scales.
     """
 
     synsets: tuple[Synset, ...]
@@ -38,11 +59,17 @@ class SynsetHeatmaps:
     per_scale: tuple[ScaleMaps, ...]
     grid: MapGrid
     fused: np.ndarray
+    class_scores: np.ndarray
 
     def boxes(self, **kwargs) -> dict[str, list[Box]]:
         """Boxes per synset wnid; keyword arguments as ``boxes_from_heatmap``."""
         return {s.wnid: boxes_from_heatmap(self.fused[..., i], self.grid, self.image_size, **kwargs)
                 for i, s in enumerate(self.synsets)}
+
+    def top_classes(self, k: int) -> list[tuple[int, float]]:
+        """The k best (class index, score) pairs, best first."""
+        best = np.argsort(-self.class_scores, kind="stable")[:k]
+        return [(int(i), float(self.class_scores[i])) for i in best]
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -53,22 +80,75 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
 
 
-def scale_maps(mapper: ResponseMapper, image: np.ndarray, scales: Sequence[Scale],
-               matrix: np.ndarray) -> list[ScaleMaps]:
-    """Synset maps of ``image`` (H, W, 3 uint8) at every scale; ``matrix`` as
-    ``synsets.class_matrix``."""
-    image_size = image.shape[:2]
-    result = []
-    for scale in scales:
-        input_size = scale.input_size(image_size, mapper.backbone.stride)
-        if min(mapper.map_size(input_size)) < 1:
-            raise ValueError(f"scale {scale} gives a {input_size[0]}x{input_size[1]} input, too "
-                             f"small for a {mapper.map_mode} map")
-        maps = mapper.synset_maps(resize_image(image, input_size)[None], matrix)[0]
-        grid = mapper.grid(maps.shape[:2]).scaled(
-            image_size[0] / input_size[0], image_size[1] / input_size[1])
-        result.append(ScaleMaps(scale, input_size, grid, maps))
+def scale_image(pixels: np.ndarray, image_size: tuple[int, int], scales: Sequence[Scale],
+                stride: int) -> ScaledImage:
+    """Resize ``pixels`` for every scale. ``image_size`` is the original (H, W), which
+    may exceed ``pixels``' own when the decoder drafted a smaller image: input sizes
+    and box coordinates follow the original."""
+    return ScaledImage(tuple(image_size), tuple(
+        resize_image(pixels, scale.input_size(image_size, stride)) for scale in scales))
+
+
+def largest_input(scales: Sequence[Scale], stride: int) -> Callable[[tuple[int, int]], tuple[int, int]]:
+    """(H, W) → the largest height and width any scale resizes that image to: what a
+    decoder must deliver at least."""
+    def size(image_size: tuple[int, int]) -> tuple[int, int]:
+        sizes = [scale.input_size(image_size, stride) for scale in scales]
+        return max(h for h, _ in sizes), max(w for _, w in sizes)
+    return size
+
+
+def _class_maps_per_scale(mapper: ResponseMapper, images: Sequence[ScaledImage],
+                          scales: Sequence[Scale], bucket: int) -> list[list[np.ndarray]]:
+    """[image][scale] → (h, w, classes) class maps, cropped to each image's content."""
+    result: list[list[np.ndarray]] = [[None] * len(scales) for _ in images]
+    for s, scale in enumerate(scales):
+        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for i, image in enumerate(images):
+            groups[scale.padded_size(image.inputs[s].shape[:2], bucket)].append(i)
+        for shape, members in groups.items():
+            batch = np.zeros((len(members), *shape, 3), np.uint8)
+            for j, i in enumerate(members):
+                h, w = images[i].inputs[s].shape[:2]
+                batch[j, :h, :w] = images[i].inputs[s]
+            sizes = np.array([images[i].inputs[s].shape[:2] for i in members], np.int32)
+            maps = mapper.class_maps(batch, sizes)
+            for j, i in enumerate(members):
+                h, w = mapper.map_size(tuple(sizes[j]))
+                result[i][s] = maps[j, :h, :w]
     return result
+
+
+def synset_heatmaps_batch(mapper: ResponseMapper, images: Sequence[ScaledImage],
+                          scales: Sequence[Scale], synsets: Sequence[Synset] | None = None,
+                          top_k: int = DEFAULT_TOP_K, fusion: Fusion = "mean",
+                          bucket: int = DEFAULT_BUCKET) -> list[SynsetHeatmaps]:
+    """Heatmaps of ``synsets`` (or, if None, of each image's ``top_k`` classes) for a
+    batch of images at every scale, fused."""
+    for image in images:
+        for scale, pixels in zip(scales, image.inputs):
+            if min(mapper.map_size(pixels.shape[:2])) < 1:
+                raise ValueError(f"scale {scale} gives a {pixels.shape[0]}x{pixels.shape[1]} "
+                                 f"input, too small for a {mapper.map_mode} map")
+    fixed_matrix = None if synsets is None else class_matrix(synsets, mapper.num_classes)
+    results = []
+    for image, class_maps in zip(images, _class_maps_per_scale(mapper, images, scales, bucket)):
+        class_scores = np.mean([m.mean(axis=(0, 1)) for m in class_maps], axis=0)
+        if synsets is None:
+            chosen = tuple(class_synset(int(i)) for i in np.argsort(-class_scores, kind="stable")[:top_k])
+            matrix = class_matrix(chosen, mapper.num_classes)
+        else:
+            chosen, matrix = tuple(synsets), fixed_matrix
+        per_scale = []
+        for scale, pixels, maps in zip(scales, image.inputs, class_maps):
+            input_size = pixels.shape[:2]
+            grid = mapper.grid(maps.shape[:2]).scaled(image.image_size[0] / input_size[0],
+                                                      image.image_size[1] / input_size[1])
+            per_scale.append(ScaleMaps(scale, input_size, grid, maps @ matrix))
+        grid, fused = fuse_scales(per_scale, image.image_size, fusion)
+        results.append(SynsetHeatmaps(chosen, image.image_size, tuple(per_scale), grid, fused,
+                                      class_scores))
+    return results
 
 
 def fuse_scales(per_scale: Sequence[ScaleMaps], image_size: tuple[int, int],
@@ -80,10 +160,10 @@ def fuse_scales(per_scale: Sequence[ScaleMaps], image_size: tuple[int, int],
     return grid, fuse([resample(s.maps, s.grid, grid) for s in per_scale], method)
 
 
-def synset_heatmaps(mapper: ResponseMapper, image: np.ndarray, synsets: Sequence[Synset],
-                    scales: Sequence[Scale] = DEFAULT_SCALES,
-                    fusion: Fusion = "mean") -> SynsetHeatmaps:
-    """Heatmaps of ``synsets`` in ``image`` (H, W, 3 uint8 RGB) at ``scales``, fused."""
-    per_scale = scale_maps(mapper, image, scales, class_matrix(synsets, mapper.num_classes))
-    grid, fused = fuse_scales(per_scale, image.shape[:2], fusion)
-    return SynsetHeatmaps(tuple(synsets), image.shape[:2], tuple(per_scale), grid, fused)
+def synset_heatmaps(mapper: ResponseMapper, image: np.ndarray, synsets: Sequence[Synset] | None,
+                    scales: Sequence[Scale] = DEFAULT_SCALES, fusion: Fusion = "mean",
+                    top_k: int = DEFAULT_TOP_K) -> SynsetHeatmaps:
+    """Heatmaps of ``synsets`` (None: the top_k classes) in one (H, W, 3) uint8 RGB
+    image at ``scales``, fused."""
+    scaled = scale_image(image, image.shape[:2], scales, mapper.backbone.stride)
+    return synset_heatmaps_batch(mapper, [scaled], scales, synsets, top_k, fusion)[0]

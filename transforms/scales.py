@@ -30,6 +30,16 @@ class Scale:
         factor = self.shorter_side / min(image_size)
         return tuple(max(stride, round(n * factor / stride) * stride) for n in image_size)
 
+    def padded_size(self, input_size: tuple[int, int], bucket: int) -> tuple[int, int]:
+        """The shape an input of ``input_size`` is padded to so that images of similar
+        aspect ratios batch together: a fixed size needs no padding; for a shorter-side
+        scale the shorter side is shared already, the longer one is rounded up to a
+        multiple of ``bucket`` pixels."""
+        if self.size:
+            return input_size
+        h, w = input_size
+        return (h, -(-w // bucket) * bucket) if h <= w else (-(-h // bucket) * bucket, w)
+
 
 _SCALE = re.compile(r"\s*(\d+)\s*(?:[x×]\s*(\d+))?\s*")
 

@@ -143,6 +143,13 @@ def resolve_synset(spec: str) -> Synset:
     return data.synsets[wnids[0]]
 
 
+def class_synset(index: int) -> Synset:
+    """One ImageNet-1k class as a synset of its own: its wnid and names, and only its
+    own index (a class wnid looked up with ``resolve_synset`` may cover more classes)."""
+    names = tuple(name.strip() for name in class_names()[index].split(","))
+    return Synset(class_wnids()[index], names, (index,))
+
+
 def resolve_class_indices(indices: Iterable[int]) -> Synset:
     """A synset-like group of explicitly listed ImageNet-1k class indices.
 

@@ -1,0 +1,83 @@
+"""Decode image bytes with Pillow: EXIF orientation applied, any mode to RGB, JPEGs
+decoded in draft mode (DCT scaling) when the largest scale needs fewer pixels."""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps
+
+# Pillow's own default (89.5 Mpixel): beyond it an image is treated as a decompression bomb.
+DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+
+# EXIF orientations that swap width and height (transpose, 90°, transverse, 270°).
+_SWAPS_AXES = {5, 6, 7, 8}
+_ORIENTATION_TAG = 0x0112
+
+
+class DecodeError(ValueError):
+    """The bytes are not an image Pillow can decode within the limits."""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """``pixels`` (h, w, 3) uint8 RGB in display orientation. ``size`` (H, W) is the
+    full image's size in display orientation: draft decoding may give fewer pixels than
+    that, and boxes are reported in ``size``'s coordinates."""
+
+    pixels: np.ndarray
+    size: tuple[int, int]
+
+
+def decode_image(data: bytes, needed_size=None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Decode ``data``.
+
+    Args:
+        needed_size: a function (H, W) → (h, w) giving the largest input size the image
+            will be resized to, from its display size; JPEGs are then decoded at the
+            smallest DCT scale (1/2, 1/4, 1/8) that still covers it. None: full size.
+        max_pixels: refuse images with more pixels than this (decompression bombs)
+            before decoding them; None: no limit.
+    """
+    try:
+        with warnings.catch_warnings():
+            # We check the size ourselves; Pillow's own guard only warns below 2x its limit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise DecodeError(f"decompression bomb: {width}x{height} = {width * height} pixels "
+                              f"exceeds the limit of {max_pixels} pixels")
+        swapped = image.getexif().get(_ORIENTATION_TAG) in _SWAPS_AXES
+        size = (width, height) if swapped else (height, width)
+        if needed_size is not None and image.format == "JPEG":
+            h, w = needed_size(size)
+            # draft() takes (width, height) in stored orientation.
+            image.draft("RGB", (h, w) if swapped else (w, h))
+        image = ImageOps.exif_transpose(image)
+        pixels = np.asarray(_to_rgb(image))
+    except DecodeError:
+        raise
+    except Image.DecompressionBombError as e:  # Pillow's guard at twice its own limit
+        raise DecodeError(f"decompression bomb: {e}") from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise DecodeError(f"cannot decode image: {type(e).__name__}: {e}") from e
+    return DecodedImage(pixels, size)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any mode to RGB; transparency composited on white rather than dropped to black."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale (mode "I" when Pillow widens it): convert("RGB") would clip
+        # at 255, so scale to 8 bits instead.
+        values = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        grey = np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    return image.convert("RGB")
