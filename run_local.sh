@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # The main job in one command on a fresh machine: sets up (or reuses) the virtualenv
-# .venv, installs the project and labels photos (default: the sample photos).
+# .venv, installs the project, and runs the Beam pipeline locally over the sample photos
+# or over the file pattern given first; further arguments go to `python -m pipeline`.
 #
-# For now this runs the core library through tools/label_photos.py. The next issue
-# replaces it with the Beam pipeline (python -m pipeline on the DirectRunner, writing
-# Parquet under ./output/ and printing a summary); arguments will stay photo paths
-# or patterns followed by options.
+#   ./run_local.sh                                   # sample photos, top-5 classes
+#   ./run_local.sh '/photos/**/*.jpg' --synsets dog,n02121620
+#
+# Output goes to ./output/<date-time>/ (labels-*.parquet, errors-*.parquet, run.json).
+# The runner is FnApiRunner, the engine the DirectRunner uses for batch jobs, named
+# explicitly so that an offline machine does not wait for the Prism download.
 set -euo pipefail
 cd "$(dirname "$0")"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet -e .
-if [ $# -eq 0 ]; then
-  set -- tests/data/dog.jpg tests/data/chelsea.png tests/data/eagle.jpg
+inputs=(--input 'tests/data/*.jpg' --input 'tests/data/*.png')
+if [ $# -gt 0 ] && [[ "$1" != --* ]]; then
+  inputs=(--input "$1")
+  shift
 fi
-exec .venv/bin/python tools/label_photos.py "$@"
+output="output/$(date +%Y%m%d-%H%M%S)"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+.venv/bin/python -m pipeline "${inputs[@]}" --output "$output" --runner FnApiRunner "$@"
+ls -l "$output"

@@ -33,6 +33,10 @@ setuptools.setup(
         # project with --no-deps, so the CUDA build is the one
         # that ends up importable.
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
-        "test": ["pytest>=8"],
+        # Reading from / writing to Cloud Storage and running on Dataflow; S3.
+        "gcp": ["apache-beam[gcp]>=2.77,<3"],
+        "aws": ["apache-beam[aws]>=2.77,<3"],
+        # The tests also read the Parquet output with pandas and DuckDB, as users do.
+        "test": ["pytest>=8", "pandas>=2", "duckdb>=1"],
     },
 )

@@ -136,7 +136,7 @@ def test_any_gap_dense_classifier_can_be_registered():
         return keras.Model(inputs, keras.layers.Dense(5, name="logits")(x))
 
     backbone = Backbone("tiny", build, lambda x: x / 255.0, "c2", "logits",
-                        imagenet_weights=lambda: "", input_size=64, stride=4)
+                        imagenet_weights=lambda: "", imagenet_checksum="", input_size=64, stride=4)
     classifier = build()
     mapper = ResponseMapper(backbone, fully_convolutional(classifier, backbone, "window"), "window")
     image = np.random.default_rng(3).uniform(0, 255, (1, 64, 64, 3)).astype("f4")

@@ -12,15 +12,3 @@ def test_readme_python_example_runs(weights_cache, monkeypatch, capsys):
     exec(compile(example, "README.md", "exec"), {})
     printed = capsys.readouterr().out
     assert "Box(x0=" in printed and "score=" in printed
-
-
-def test_label_photos_tool_prints_boxes(weights_cache, capsys):
-    import sys
-    sys.path.insert(0, str(ROOT / "tools"))
-    import label_photos
-
-    assert label_photos.main([str(ROOT / "tests/data/dog.jpg"), "--synsets", "dog,bicycle"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"{ROOT / 'tests/data/dog.jpg'} (768x576)"
-    assert any(line.split()[:2] == ["dog", "n02084071"] for line in lines[1:])
-    assert any(line.split()[:2] == ["bicycle", "n02834778"] for line in lines[1:])

@@ -37,6 +37,7 @@ class Backbone:
     features_layer: str  # last layer before the global average pool
     classifier_layer: str  # the Dense(classes) layer
     imagenet_weights: Callable[[], str]  # → path of a weights file model.load_weights reads
+    imagenet_checksum: str  # "sha256:…" / "md5:…" of the published weights, for run records
     input_size: int = 224  # the classifier's training resolution (square)
     stride: int = 32  # input pixels per cell of the feature map
 
@@ -148,6 +149,7 @@ register_backbone(Backbone(
     features_layer=efficientnet_lite.FEATURES_LAYER,
     classifier_layer=efficientnet_lite.CLASSIFIER_LAYER,
     imagenet_weights=_lite0_imagenet_weights,
+    imagenet_checksum=f"sha256:{efficientnet_lite.TORCH_WEIGHTS_SHA256}",
 ))
 
 
@@ -179,4 +181,5 @@ register_backbone(Backbone(
     features_layer="conv5_block3_out",
     classifier_layer="predictions",
     imagenet_weights=_resnet50_imagenet_weights,
+    imagenet_checksum=f"md5:{RESNET50_WEIGHTS_MD5}",
 ))

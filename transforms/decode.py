@@ -41,6 +41,8 @@ def decode_image(data: bytes, needed_size=None, max_pixels: int | None = DEFAULT
         max_pixels: refuse images with more pixels than this (decompression bombs)
             before decoding them; None: no limit.
     """
+    if not data:
+        raise DecodeError("empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             # We check the size ourselves; Pillow's own guard only warns below 2x its limit.
@@ -62,6 +64,8 @@ def decode_image(data: bytes, needed_size=None, max_pixels: int | None = DEFAULT
         raise
     except Image.DecompressionBombError as e:  # Pillow's guard at twice its own limit
         raise DecodeError(f"decompression bomb: {e}") from e
+    except Image.UnidentifiedImageError as e:
+        raise DecodeError(f"not an image format Pillow knows; the file starts with {data[:16]!r}") from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise DecodeError(f"cannot decode image: {type(e).__name__}: {e}") from e
     return DecodedImage(pixels, size)

@@ -56,6 +56,16 @@ def fully_convolutional(classifier: keras.Model, backbone: Backbone, map_mode: M
     return keras.Model(inputs, probabilities, name=f"{classifier.name}_fcn_{map_mode}")
 
 
+def map_size(input_size: tuple[int, int], backbone: Backbone, map_mode: MapMode = "cell",
+             window_stride: int = 1) -> tuple[int, int]:
+    """The (h, w) of the response map of an (H, W) input; 0 where a window does not fit."""
+    h, w = (-(-n // backbone.stride) for n in input_size)  # cells of a 'same' network
+    if map_mode == "window":
+        k = backbone.window_cells
+        h, w = ((n - k) // window_stride + 1 if n >= k else 0 for n in (h, w))
+    return h, w
+
+
 @dataclass
 class ResponseMapper:
     """A fully convolutional backbone ready for batched inference.
@@ -107,11 +117,7 @@ class ResponseMapper:
 
     def map_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
         """The response map's (h, w) for an (H, W) input, without running the network."""
-        h, w = (-(-n // self.backbone.stride) for n in input_size)  # cells of a 'same' network
-        if self.map_mode == "window":
-            k, s = self.backbone.window_cells, self.window_stride
-            h, w = ((n - k) // s + 1 if n >= k else 0 for n in (h, w))
-        return h, w
+        return map_size(input_size, self.backbone, self.map_mode, self.window_stride)
 
     def grid(self, map_size: tuple[int, int]) -> MapGrid:
         """Where the cells of a map of map_size (h, w) sit, in input pixel coordinates:

@@ -14,7 +14,8 @@ import numpy as np
 from PIL import Image
 
 from transforms.boxes import Box, boxes_from_heatmap
-from transforms.fcn import ResponseMapper
+from transforms.backbones import Backbone
+from transforms.fcn import ResponseMapper, map_size
 from transforms.heatmaps import Fusion, MapGrid, fuse, resample
 from transforms.scales import DEFAULT_SCALES, Scale
 from transforms.synsets import Synset, class_matrix, class_synset
@@ -98,6 +99,15 @@ def largest_input(scales: Sequence[Scale], stride: int) -> Callable[[tuple[int, 
     return size
 
 
+def check_inputs_fit(image: ScaledImage, scales: Sequence[Scale], backbone: Backbone,
+                     map_mode: str, window_stride: int) -> None:
+    """Raise ValueError if some scale's input is too small to give a response map."""
+    for scale, pixels in zip(scales, image.inputs):
+        if min(map_size(pixels.shape[:2], backbone, map_mode, window_stride)) < 1:
+            raise ValueError(f"scale {scale} gives a {pixels.shape[0]}x{pixels.shape[1]} input, "
+                             f"too small for a {map_mode} map of {backbone.name}")
+
+
 def _class_maps_per_scale(mapper: ResponseMapper, images: Sequence[ScaledImage],
                           scales: Sequence[Scale], bucket: int) -> list[list[np.ndarray]]:
     """[image][scale] → (h, w, classes) class maps, cropped to each image's content."""
@@ -126,10 +136,7 @@ def synset_heatmaps_batch(mapper: ResponseMapper, images: Sequence[ScaledImage],
     """Heatmaps of ``synsets`` (or, if None, of each image's ``top_k`` classes) for a
     batch of images at every scale, fused."""
     for image in images:
-        for scale, pixels in zip(scales, image.inputs):
-            if min(mapper.map_size(pixels.shape[:2])) < 1:
-                raise ValueError(f"scale {scale} gives a {pixels.shape[0]}x{pixels.shape[1]} "
-                                 f"input, too small for a {mapper.map_mode} map")
+        check_inputs_fit(image, scales, mapper.backbone, mapper.map_mode, mapper.window_stride)
     fixed_matrix = None if synsets is None else class_matrix(synsets, mapper.num_classes)
     results = []
     for image, class_maps in zip(images, _class_maps_per_scale(mapper, images, scales, bucket)):

@@ -1,0 +1,172 @@
+"""Command-line options: a PipelineOptions subclass (so they reach the workers) and
+their validation into a LabelConfig, before any work."""
+from __future__ import annotations
+
+import difflib
+
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from transforms.backbones import (WeightsUnavailableError, backbone_names, get_backbone,
+                                  sha256_file)
+from transforms.boxes import DEFAULT_THRESHOLD
+from transforms.config import DEFAULT_MODEL, LabelConfig
+from transforms.decode import DEFAULT_MAX_PIXELS
+from transforms.fcn import MAP_MODES
+from transforms.heatmaps import FUSIONS
+from transforms.multiscale import DEFAULT_TOP_K
+from transforms.scales import DEFAULT_SCALES, parse_scales
+from transforms.synsets import SynsetError, parse_synset_spec
+from transforms.beam_read import DEFAULT_MANIFEST_COLUMN
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, found before the pipeline starts."""
+
+
+class LabelOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        group = parser.add_argument_group("weak labelling")
+        group.add_argument(
+            "--input", action="append", default=None, metavar="PATTERN",
+            help="image file pattern on any Beam filesystem (local, gs://, s3://); repeatable")
+        group.add_argument(
+            "--manifest", action="append", default=None, metavar="PATH",
+            help="file listing image URIs: text (one per line), CSV or Parquet "
+                 "(column --manifest-column); repeatable")
+        group.add_argument(
+            "--manifest-column", "--manifest_column", dest="manifest_column",
+            default=DEFAULT_MANIFEST_COLUMN,
+            help="URI column of CSV and Parquet manifests (default: %(default)s)")
+        group.add_argument("--output", help="output directory (any Beam filesystem); required")
+        group.add_argument(
+            "--synsets", default=None,
+            help="comma-separated synsets: wnids (n02084071), WordNet names (dog, domestic cat) "
+                 "or class lists (classes:281+282); default: each image's top-k classes")
+        group.add_argument(
+            "--top-k", "--top_k", dest="top_k", type=int, default=DEFAULT_TOP_K,
+            help="top classes per image recorded, and mapped when --synsets is not given "
+                 "(default: %(default)s)")
+        group.add_argument(
+            "--scales", default=",".join(map(str, DEFAULT_SCALES)),
+            help="comma-separated input scales: HxW (fixed size, e.g. 200x320) or a shorter "
+                 "side (aspect ratio kept, e.g. 448) (default: %(default)s)")
+        group.add_argument("--fusion", default="mean",
+                           help=f"how scales are fused: {', '.join(FUSIONS)} (default: %(default)s)")
+        group.add_argument(
+            "--threshold", type=float, default=DEFAULT_THRESHOLD,
+            help="heat above which pixels form boxes (default: %(default)s)")
+        group.add_argument(
+            "--relative-threshold", "--relative_threshold", dest="relative_threshold",
+            action="store_true",
+            help="read --threshold as a fraction of each heatmap's maximum")
+        group.add_argument(
+            "--min-box-area", "--min_box_area", dest="min_box_area", type=float, default=0.0,
+            help="drop boxes whose component covers less than this fraction of the image")
+        group.add_argument("--map-mode", "--map_mode", dest="map_mode", default="cell",
+                           help=f"response map mode: {', '.join(MAP_MODES)} (default: %(default)s)")
+        group.add_argument(
+            "--window-stride", "--window_stride", dest="window_stride", type=int, default=1,
+            help="cells between windows in window mode: 1 slides, 7 tiles (default: %(default)s)")
+        group.add_argument("--model", default=DEFAULT_MODEL,
+                           help=f"backbone: {', '.join(backbone_names())} (default: %(default)s)")
+        group.add_argument(
+            "--weights", default="imagenet",
+            help="'imagenet' (the model's published weights) or a Keras weights file on any "
+                 "Beam filesystem (default: %(default)s)")
+        group.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=8,
+                           help="images per model call (default: %(default)s)")
+        group.add_argument(
+            "--max-image-pixels", "--max_image_pixels", dest="max_image_pixels", type=int,
+            default=DEFAULT_MAX_PIXELS,
+            help="images with more pixels are refused as decompression bombs; 0 = no limit "
+                 "(default: %(default)s, Pillow's)")
+        group.add_argument(
+            "--large-model", "--large_model", dest="large_model", action="store_true",
+            help="one model per machine shared by its SDK processes (RunInference large_model); "
+                 "use on GPU workers")
+        group.add_argument("--progress-every", "--progress_every", dest="progress_every", type=int,
+                           default=1000, help="log a progress line every N images per worker")
+
+
+def _weights_checksum(model: str, weights: str) -> str:
+    """The checksum recorded in run.json; also checks the weights exist."""
+    backbone = get_backbone(model)
+    if weights == "imagenet":
+        # Fetches (resnet50, online) or converts (efficientnet_lite0) now, on the launcher,
+        # so that missing weights fail before any work.
+        backbone.imagenet_weights()
+        return backbone.imagenet_checksum
+    if not FileSystems.exists(weights):
+        raise WeightsUnavailableError(f"weights file {weights} does not exist")
+    if FileSystems.get_scheme(weights) in (None, "file"):
+        return f"sha256:{sha256_file(weights)}"
+    return "remote: not computed"
+
+
+def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
+    """Validate the options into a LabelConfig and the weights' checksum.
+
+    Raises ConfigError with a message that says how to fix the mistake.
+    """
+    opts = options.view_as(LabelOptions)
+    if not opts.input and not opts.manifest:
+        raise ConfigError("no input: give --input PATTERN and/or --manifest PATH")
+    if not opts.output:
+        raise ConfigError("no output: give --output DIR")
+    _choice("--model", opts.model, backbone_names())
+    _choice("--fusion", opts.fusion, FUSIONS)
+    _choice("--map-mode", opts.map_mode, MAP_MODES)
+    for name, value, low in (("--top-k", opts.top_k, 1), ("--batch-size", opts.batch_size, 1),
+                             ("--window-stride", opts.window_stride, 1),
+                             ("--progress-every", opts.progress_every, 1),
+                             ("--max-image-pixels", opts.max_image_pixels, 0)):
+        if value < low:
+            raise ConfigError(f"{name} must be at least {low}, got {value}")
+    if not 0 <= opts.min_box_area < 1:
+        raise ConfigError(f"--min-box-area is a fraction of the image in [0, 1), got {opts.min_box_area}")
+    if opts.threshold <= 0 or (opts.relative_threshold and opts.threshold > 1):
+        raise ConfigError(f"--threshold must be positive (and at most 1 with --relative-threshold), "
+                          f"got {opts.threshold}")
+    for pattern in opts.input or []:
+        # One match is enough to tell a typo from a folder: cheap on buckets of millions.
+        if not FileSystems.match([pattern], limits=[1])[0].metadata_list:
+            raise ConfigError(f"--input {pattern} matches no file")
+    try:
+        scales = parse_scales(opts.scales)
+    except ValueError as e:
+        raise ConfigError(f"--scales: {e}") from None
+    try:
+        synsets = (None if not opts.synsets else
+                   tuple(parse_synset_spec(spec) for spec in opts.synsets.split(",")))
+    except SynsetError as e:
+        raise ConfigError(f"--synsets: {e}") from None
+    try:
+        checksum = _weights_checksum(opts.model, opts.weights)
+    except WeightsUnavailableError as e:
+        raise ConfigError(f"--weights: {e}") from None
+    config = LabelConfig(
+        model=opts.model, weights=opts.weights, map_mode=opts.map_mode,
+        window_stride=opts.window_stride, scales=scales, synsets=synsets, top_k=opts.top_k,
+        fusion=opts.fusion, threshold=opts.threshold, relative_threshold=opts.relative_threshold,
+        min_box_area=opts.min_box_area, batch_size=opts.batch_size,
+        max_pixels=opts.max_image_pixels or None)
+    return config, checksum
+
+
+def _choice(flag: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ConfigError(f"{flag} {value!r}: choose one of {', '.join(choices)}")
+
+
+def unknown_flags(options: PipelineOptions) -> list[str]:
+    """Flags no registered PipelineOptions knows (Beam would only log and drop them)."""
+    known = options.get_all_options()
+    every = options.get_all_options(retain_unknown_options=True)
+    return sorted(set(every) - set(known))
+
+
+def suggest(flag: str, parser_flags) -> str:
+    close = difflib.get_close_matches(flag, parser_flags, n=1)
+    return f"; did you mean --{close[0]}?" if close else ""

@@ -1,0 +1,193 @@
+"""The Beam job end to end: FnApiRunner (what the DirectRunner runs batch jobs on, picked
+explicitly so nothing waits on the Prism download) and the portable runner with workers
+in separate processes."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.run import run
+from transforms.records import ERRORS_SCHEMA, LABELS_SCHEMA
+
+from conftest import DATA
+from test_real_photos import DOG_BOX, iou
+
+GOOD = ("dog.jpg", "chelsea.png", "eagle.jpg")
+# Fused grid = the finest scale's map: 576 px shorter side, /32 per cell.
+FUSED_GRID = {"dog.jpg": (18, 24), "chelsea.png": (18, 27), "eagle.jpg": (18, 27)}
+LOCAL = ["--runner", "FnApiRunner"]
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in GOOD:
+        shutil.copy(DATA / name, folder / name)
+    (folder / "truncated.jpg").write_bytes((DATA / "dog.jpg").read_bytes()[:5000])
+    (folder / "notes.jpg").write_text("<html>not a photo</html>")
+    return folder
+
+
+def _table(output: Path, name: str):
+    files = sorted(output.glob(f"{name}-*.parquet"))
+    assert files, f"no {name} files in {output}"
+    return pq.read_table(files)
+
+
+def _by_uri(table) -> dict:
+    return {Path(row["image_uri"]).name: row for row in table.to_pylist()}
+
+
+def test_end_to_end_labels_errors_and_run_record(photos, tmp_path, weights_cache, capsys):
+    output = tmp_path / "out"
+    assert run(["--input", str(photos / "*"), "--output", str(output),
+                "--synsets", "dog,n02121620,bicycle", *LOCAL]) == 0
+
+    labels = _table(output, "labels")
+    assert labels.schema.equals(LABELS_SCHEMA)
+    rows = _by_uri(labels)
+    assert sorted(rows) == sorted(GOOD)
+    dog = rows["dog.jpg"]
+    assert (dog["width"], dog["height"], dog["model"]) == (768, 576, "efficientnet_lite0")
+    for name, row in rows.items():
+        assert [h["synset"] for h in row["heatmaps"]] == ["n02084071", "n02121620", "n02834778"]
+        for heatmap in row["heatmaps"]:
+            assert (heatmap["height"], heatmap["width"]) == FUSED_GRID[name]
+            assert len(heatmap["values"]) == heatmap["height"] * heatmap["width"]
+        scores = [b["score"] for b in row["boxes"]]
+        assert scores == sorted(scores, reverse=True)
+        assert len(row["top_classes"]) == 5
+    top_dog = next(b for b in dog["boxes"] if b["label"] == "dog")
+    assert iou((top_dog["x0"], top_dog["y0"], top_dog["x1"], top_dog["y1"]), DOG_BOX) >= 0.5
+    assert {b["label"] for b in dog["boxes"]} >= {"dog", "bicycle"}
+    assert rows["chelsea.png"]["boxes"][0]["label"] == "cat"
+    assert rows["chelsea.png"]["top_classes"][0]["label"] == "Egyptian cat"
+
+    errors = _table(output, "errors")
+    assert errors.schema.equals(ERRORS_SCHEMA)
+    failed = _by_uri(errors)
+    assert sorted(failed) == ["notes.jpg", "truncated.jpg"]
+    assert failed["notes.jpg"]["stage"] == "decode"
+    assert "not an image format" in failed["notes.jpg"]["message"]
+    assert "Truncated" in failed["truncated.jpg"]["message"]
+
+    record = json.loads((output / "run.json").read_text())
+    assert record["counts"] == {"matched": 5, "labelled": 3, "failed": 2,
+                                "boxes": sum(len(r["boxes"]) for r in rows.values())}
+    assert record["weights_checksum"].startswith("sha256:57934424")
+    assert record["config"]["scales"] == ["288", "576"]
+    assert record["versions"]["apache-beam"].startswith("2.")
+    assert "5 images: 3 labelled, 2 failed" in capsys.readouterr().out
+
+    # The contract: readable as they are by pandas and DuckDB too.
+    import duckdb
+    import pandas
+
+    assert len(pandas.read_parquet(output / f"{next(output.glob('labels-*')).name}")) == 3
+    (count,), = duckdb.sql(f"select count(*) from '{output}/labels-*.parquet'").fetchall()
+    assert count == 3
+    (n_boxes,), = duckdb.sql(f"select sum(len(boxes)) from '{output}/labels-*.parquet'").fetchall()
+    assert n_boxes == record["counts"]["boxes"]
+    assert pq.ParquetFile(next(output.glob("labels-*"))).metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+def test_manifests_and_top_k_mode(tmp_path, weights_cache):
+    manifest = tmp_path / "images.csv"
+    missing = tmp_path / "gone.jpg"
+    manifest.write_text("id,image_uri\n1,{}\n2,{}\n3,{}\n".format(
+        DATA / "dog.jpg", DATA / "chelsea.png", missing))
+    output = tmp_path / "out"
+    assert run(["--manifest", str(manifest), "--output", str(output), "--top-k", "3", *LOCAL]) == 0
+    rows = _by_uri(_table(output, "labels"))
+    assert sorted(rows) == ["chelsea.png", "dog.jpg"]
+    cat = rows["chelsea.png"]
+    # Without --synsets: heatmaps of each image's own top classes.
+    assert [h["synset"] for h in cat["heatmaps"]] == [c["wnid"] for c in cat["top_classes"]]
+    assert {c["index"] for c in cat["top_classes"]} == {281, 282, 285}
+    (failure,) = _table(output, "errors").to_pylist()
+    assert failure["image_uri"] == str(missing) and failure["stage"] == "read"
+    assert "gone.jpg" in failure["message"]
+
+
+IN, OUT = "<photos>", "<out>"
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([OUT], "no input: give --input PATTERN and/or --manifest PATH"),
+    ([IN], "no output: give --output DIR"),
+    ([IN, OUT, "--synsets", "dgo"], "--synsets: 'dgo' names no synset .* close matches: .*dog"),
+    ([IN, OUT, "--synsets", "cat"], "'cat' is ambiguous.*n02121620.*n02127808"),
+    ([IN, OUT, "--scales", "288,big"], "--scales: cannot parse scale 'big'"),
+    ([IN, OUT, "--model", "resnet51"], "--model 'resnet51': choose one of efficientnet_lite0, resnet50"),
+    ([IN, OUT, "--weights", "/nonexistent/w.h5"], "--weights: weights file /nonexistent/w.h5 does not exist"),
+    ([IN, OUT, "--fusion", "median"], "--fusion 'median': choose one of mean, geomean, max"),
+    ([IN, OUT, "--synset", "dog"], "unknown option --synset; did you mean --synsets"),
+    ([IN, OUT, "--top-k", "0"], "--top-k must be at least 1"),
+    (["--input", "/nonexistent/*.jpg", OUT], "--input /nonexistent/\\*.jpg matches no file"),
+])
+def test_configuration_mistakes_fail_before_any_work(tmp_path, capsys, argv, message):
+    import re
+
+    output = tmp_path / "out"
+    expand = {IN: ["--input", str(DATA / "*.jpg")], OUT: ["--output", str(output)]}
+    full = [x for arg in argv for x in expand.get(arg, [arg])]
+    assert run([*full, *LOCAL]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert not output.exists()
+
+
+def test_help_describes_every_option(capsys):
+    assert run(["--help"]) == 0
+    text = capsys.readouterr().out
+    for flag in ("--input", "--manifest", "--manifest-column", "--output", "--synsets", "--top-k",
+                 "--scales", "--fusion", "--threshold", "--relative-threshold", "--min-box-area",
+                 "--map-mode", "--window-stride", "--model", "--weights", "--batch-size",
+                 "--max-image-pixels", "--large-model", "--progress-every", "--runner"):
+        assert flag in text, flag
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def worker_pool(weights_cache):
+    """A Beam worker pool: SDK workers in separate processes, as on a Flink cluster."""
+    port = _free_port()
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    pool = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+                             f"--service_port={port}"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("localhost", port)) == 0:
+                break
+        time.sleep(0.2)
+    yield f"localhost:{port}"
+    pool.terminate()
+    pool.wait(10)
+
+
+def test_portable_runner_with_external_workers(photos, tmp_path, worker_pool):
+    output = tmp_path / "out"
+    assert run(["--input", str(photos / "*"), "--output", str(output), "--synsets", "dog",
+                "--runner", "PortableRunner", "--job_endpoint", "embed",
+                "--environment_type", "EXTERNAL", "--environment_config", worker_pool]) == 0
+    rows = _by_uri(_table(output, "labels"))
+    assert sorted(rows) == sorted(GOOD)
+    assert rows["dog.jpg"]["boxes"][0]["label"] == "dog"
+    assert sorted(_by_uri(_table(output, "errors"))) == ["notes.jpg", "truncated.jpg"]
+    record = json.loads((output / "run.json").read_text())
+    assert record["counts"]["labelled"] == 3 and record["counts"]["failed"] == 2

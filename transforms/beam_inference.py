@@ -1,0 +1,113 @@
+"""Beam: the fully convolutional model under RunInference, and labels rows from its maps."""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from typing import Any, Iterable, Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+from transforms.config import METRICS_NAMESPACE, LabelConfig
+from transforms.multiscale import ScaledImage, SynsetHeatmaps, synset_heatmaps_batch
+from transforms.records import error_row, label_row
+
+log = logging.getLogger(__name__)
+
+
+def configure_tensorflow() -> None:
+    """GPU memory growth, so that several SDK processes on one VM can share a GPU (and a
+    model shared through large_model does not grab all memory at start)."""
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.set_memory_growth(gpu, True)
+
+
+def local_weights(weights: str) -> str:
+    """A local path for ``weights``: "imagenet" as is; a file on a remote Beam filesystem
+    (gs://, s3://) copied to a temporary file first, as Keras reads local files only."""
+    if weights == "imagenet" or FileSystems.get_scheme(weights) in (None, "file"):
+        return weights
+    suffix = ".weights.h5" if weights.endswith(".weights.h5") else os.path.splitext(weights)[1]
+    fd, local = tempfile.mkstemp(suffix=suffix)
+    with os.fdopen(fd, "wb") as out, FileSystems.open(weights) as f:
+        while chunk := f.read(1 << 24):
+            out.write(chunk)
+    return local
+
+
+class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
+    """RunInference handler: one ResponseMapper per worker process (or one per machine
+    with ``large_model``), batches of ScaledImages → their fused synset heatmaps."""
+
+    def __init__(self, config: LabelConfig, *, large_model: bool = False):
+        super().__init__(min_batch_size=1, max_batch_size=config.batch_size,
+                         large_model=large_model)
+        self._config = config
+
+    def load_model(self):
+        from transforms.fcn import ResponseMapper
+
+        configure_tensorflow()
+        config = self._config
+        log.info("loading %s (%s map) with weights %s", config.model, config.map_mode, config.weights)
+        return ResponseMapper.load(config.model, local_weights(config.weights), config.map_mode,
+                                   config.window_stride)
+
+    def run_inference(self, batch: Sequence[ScaledImage], model,
+                      inference_args: Optional[dict[str, Any]] = None) -> Iterable[PredictionResult]:
+        config = self._config
+        heatmaps = synset_heatmaps_batch(model, batch, config.scales, config.synsets,
+                                         config.top_k, config.fusion)
+        return [PredictionResult(image, maps, model_id=config.model)
+                for image, maps in zip(batch, heatmaps)]
+
+    def get_num_bytes(self, batch: Sequence[ScaledImage]) -> int:
+        return sum(pixels.nbytes for image in batch for pixels in image.inputs)
+
+    def get_metrics_namespace(self) -> str:
+        return METRICS_NAMESPACE
+
+
+class ToLabelRows(beam.DoFn):
+    """(uri, PredictionResult) → a labels row (boxes, heatmaps, top classes); failures
+    go to the ``errors`` output."""
+
+    def __init__(self, config: LabelConfig, errors_tag: str, progress_every: int = 1000):
+        self._config = config
+        self._errors_tag = errors_tag
+        self._progress_every = progress_every
+
+    def setup(self):
+        self._labelled = Metrics.counter(METRICS_NAMESPACE, "images_labelled")
+        self._boxes = Metrics.counter(METRICS_NAMESPACE, "boxes_emitted")
+        self._failed = Metrics.counter(METRICS_NAMESPACE, "images_failed_postprocess")
+        self._done = 0
+
+    def process(self, element) -> Iterable:
+        uri, result = element
+        config = self._config
+        try:
+            row = label_row(uri, result.inference, config.model, config.top_k, config.box_options())
+        except Exception as e:
+            self._failed.inc()
+            yield beam.pvalue.TaggedOutput(self._errors_tag, error_row(uri, "postprocess", e))
+            return
+        self._labelled.inc()
+        self._boxes.inc(len(row["boxes"]))
+        self._done += 1
+        if self._done % self._progress_every == 0:
+            log.info("labelled %d images in this worker", self._done)
+        yield row
+
+
+def failed_batch_rows(failure) -> Iterable[dict]:
+    """RunInference's dead letters — (batch of (uri, image), exception) — as error rows,
+    one per image of the failed batch."""
+    batch, error = failure
+    for uri, _ in batch:
+        yield error_row(uri, "inference", error if isinstance(error, BaseException) else RuntimeError(str(error)))

@@ -1,0 +1,37 @@
+"""Beam: compressed Parquet tables under the output directory, and counting their rows."""
+from __future__ import annotations
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+# Beam writes Parquet uncompressed unless told otherwise; zstd is read by pandas,
+# pyarrow, DuckDB and Spark alike.
+PARQUET_CODEC = "zstd"
+
+
+def table_prefix(output: str, name: str) -> str:
+    return FileSystems.join(output, name)
+
+
+class WriteTable(beam.PTransform):
+    """Rows (dicts) → ``<output>/<name>-SSSSS-of-NNNNN.parquet`` with ``schema``."""
+
+    def __init__(self, output: str, name: str, schema: pa.Schema):
+        super().__init__()
+        self._prefix, self._schema = table_prefix(output, name), schema
+
+    def expand(self, rows):
+        return rows | beam.io.WriteToParquet(self._prefix, self._schema, codec=PARQUET_CODEC,
+                                             file_name_suffix=".parquet")
+
+
+def count_rows(output: str, name: str) -> int:
+    """Rows in all of a table's Parquet files, from their footers (any Beam filesystem)."""
+    matches = FileSystems.match([table_prefix(output, name) + "-*.parquet"])[0].metadata_list
+    total = 0
+    for metadata in matches:
+        with FileSystems.open(metadata.path) as f:
+            total += pq.ParquetFile(f).metadata.num_rows
+    return total

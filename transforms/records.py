@@ -1,0 +1,65 @@
+"""The output contract: Parquet schemas of the labels and errors tables, and their rows."""
+from __future__ import annotations
+
+import pyarrow as pa
+
+from transforms.multiscale import SynsetHeatmaps
+from transforms.synsets import class_synset
+
+BOX = pa.struct([
+    ("synset", pa.string()), ("label", pa.string()), ("score", pa.float32()),
+    ("x0", pa.float32()), ("y0", pa.float32()), ("x1", pa.float32()), ("y1", pa.float32()),
+])
+HEATMAP = pa.struct([
+    ("synset", pa.string()), ("label", pa.string()), ("height", pa.int32()),
+    ("width", pa.int32()), ("values", pa.list_(pa.float32())),
+])
+TOP_CLASS = pa.struct([
+    ("index", pa.int32()), ("wnid", pa.string()), ("label", pa.string()), ("score", pa.float32()),
+])
+LABELS_SCHEMA = pa.schema([
+    ("image_uri", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
+    ("model", pa.string()), ("boxes", pa.list_(BOX)), ("heatmaps", pa.list_(HEATMAP)),
+    ("top_classes", pa.list_(TOP_CLASS)),
+])
+ERRORS_SCHEMA = pa.schema([
+    ("image_uri", pa.string()), ("stage", pa.string()), ("error_type", pa.string()),
+    ("message", pa.string()),
+])
+
+
+def label_row(image_uri: str, heatmaps: SynsetHeatmaps, model: str, top_k: int,
+              box_options: dict) -> dict:
+    """One labels row: boxes of every synset sorted by score, the fused heatmaps
+    (row-major) and the image's top classes."""
+    boxes = [
+        {"synset": synset.wnid, "label": synset.label, "score": box.score,
+         "x0": box.x0, "y0": box.y0, "x1": box.x1, "y1": box.y1}
+        for synset, synset_boxes in zip(heatmaps.synsets, heatmaps.boxes(**box_options).values())
+        for box in synset_boxes
+    ]
+    boxes.sort(key=lambda b: b["score"], reverse=True)
+    height, width = heatmaps.grid.shape
+    return {
+        "image_uri": image_uri,
+        "width": heatmaps.image_size[1],
+        "height": heatmaps.image_size[0],
+        "model": model,
+        "boxes": boxes,
+        "heatmaps": [
+            {"synset": synset.wnid, "label": synset.label, "height": height, "width": width,
+             "values": heatmaps.fused[..., i].ravel().tolist()}
+            for i, synset in enumerate(heatmaps.synsets)
+        ],
+        "top_classes": [
+            {"index": index, "wnid": class_synset(index).wnid, "label": class_synset(index).label,
+             "score": score}
+            for index, score in heatmaps.top_classes(top_k)
+        ],
+    }
+
+
+def error_row(image_uri: str, stage: str, error: BaseException) -> dict:
+    """One errors row; ``stage`` is where it failed: read, decode, inference, postprocess."""
+    return {"image_uri": image_uri, "stage": stage, "error_type": type(error).__name__,
+            "message": str(error) or repr(error)}
