@@ -86,6 +86,9 @@ class LabelOptions(PipelineOptions):
             "--large-model", "--large_model", dest="large_model", action="store_true",
             help="one model per machine shared by its SDK processes (RunInference large_model); "
                  "use on GPU workers")
+        group.add_argument(
+            "--mixed-precision", "--mixed_precision", dest="mixed_precision", action="store_true",
+            help="float16 compute (Keras mixed_float16) for GPUs with tensor cores; slower on CPU")
         group.add_argument("--progress-every", "--progress_every", dest="progress_every", type=int,
                            default=1000, help="log a progress line every N images per worker")
 
@@ -151,7 +154,7 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         window_stride=opts.window_stride, scales=scales, synsets=synsets, top_k=opts.top_k,
         fusion=opts.fusion, threshold=opts.threshold, relative_threshold=opts.relative_threshold,
         min_box_area=opts.min_box_area, batch_size=opts.batch_size,
-        max_pixels=opts.max_image_pixels or None)
+        max_pixels=opts.max_image_pixels or None, mixed_precision=opts.mixed_precision)
     return config, checksum
 
 

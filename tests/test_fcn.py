@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from transforms.backbones import get_backbone, load_classifier
-from transforms.fcn import ResponseMapper, fully_convolutional
+from transforms.fcn import ResponseMapper, dtype_policy, fully_convolutional
 from transforms.heatmaps import MapGrid
 from transforms.multiscale import resize_image
 
@@ -51,10 +51,8 @@ def float64():
     one), so float32 rounding alone moves probabilities by ~1e-5 between two
     evaluations of the same network. The exactness test is about the conversion, not
     rounding: both networks compute in float64 there."""
-    policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float64")
-    yield
-    keras.config.set_dtype_policy(policy)
+    with dtype_policy("float64"):
+        yield
 
 
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet50"])
@@ -143,3 +141,15 @@ def test_any_gap_dense_classifier_can_be_registered():
     expected = keras.ops.softmax(classifier(image / 255.0)).numpy()
     np.testing.assert_allclose(mapper.class_maps(image)[:, 0, 0], expected, atol=1e-6)
     assert mapper.class_maps(np.zeros((1, 128, 96, 3), "f4")).shape == (1, 17, 9, 5)
+
+
+def test_mixed_precision_gives_float32_maps_close_to_float32(weights_cache):
+    image = resize_image(load_photo("dog.jpg"), (224, 288))[None]
+    full = ResponseMapper.load().class_maps(image)
+    mixed_mapper = ResponseMapper.load(mixed_precision=True)
+    assert mixed_mapper.model.get_layer("classifier_conv").compute_dtype == "float16"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    mixed = mixed_mapper.class_maps(image)
+    assert mixed.dtype == np.float32
+    np.testing.assert_allclose(mixed, full, atol=0.05)  # float16 logits: ~1e-3 relative
+    assert (mixed.argmax(-1) == full.argmax(-1)).mean() > 0.9

@@ -151,7 +151,8 @@ def test_help_describes_every_option(capsys):
     for flag in ("--input", "--manifest", "--manifest-column", "--output", "--synsets", "--top-k",
                  "--scales", "--fusion", "--threshold", "--relative-threshold", "--min-box-area",
                  "--map-mode", "--window-stride", "--model", "--weights", "--batch-size",
-                 "--max-image-pixels", "--large-model", "--progress-every", "--runner"):
+                 "--max-image-pixels", "--large-model", "--mixed-precision", "--progress-every",
+                 "--runner"):
         assert flag in text, flag
 
 
@@ -191,3 +192,28 @@ def test_portable_runner_with_external_workers(photos, tmp_path, worker_pool):
     assert sorted(_by_uri(_table(output, "errors"))) == ["notes.jpg", "truncated.jpg"]
     record = json.loads((output / "run.json").read_text())
     assert record["counts"]["labelled"] == 3 and record["counts"]["failed"] == 2
+
+
+def test_a_failing_inference_batch_becomes_error_rows(photos, tmp_path, weights_cache, monkeypatch):
+    """RunInference's dead letters: every image of a batch whose inference raised is an
+    error row; the rest of the job goes on. (FnApiRunner runs in this process, so the
+    patched function is the one the workers call.)"""
+    from transforms import beam_inference
+
+    real = beam_inference.synset_heatmaps_batch
+
+    def fail_on_wide_images(mapper, images, *args, **kwargs):
+        if any(image.image_size[1] == 773 for image in images):  # eagle.jpg is 773 px wide
+            raise MemoryError("simulated out of memory")
+        return real(mapper, images, *args, **kwargs)
+
+    monkeypatch.setattr(beam_inference, "synset_heatmaps_batch", fail_on_wide_images)
+    output = tmp_path / "out"
+    assert run(["--input", str(photos / "*"), "--output", str(output), "--synsets", "dog",
+                "--batch-size", "1", *LOCAL]) == 0
+    assert sorted(_by_uri(_table(output, "labels"))) == ["chelsea.png", "dog.jpg"]
+    failed = _by_uri(_table(output, "errors"))
+    assert failed["eagle.jpg"]["stage"] == "inference"
+    assert failed["eagle.jpg"]["error_type"] == "MemoryError"
+    assert failed["eagle.jpg"]["message"] == "MemoryError('simulated out of memory')"
+    assert sorted(failed) == ["eagle.jpg", "notes.jpg", "truncated.jpg"]

@@ -13,7 +13,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from transforms.config import METRICS_NAMESPACE, LabelConfig
 from transforms.multiscale import ScaledImage, SynsetHeatmaps, synset_heatmaps_batch
-from transforms.records import error_row, label_row
+from transforms.records import error_record, error_row, label_row
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
         config = self._config
         log.info("loading %s (%s map) with weights %s", config.model, config.map_mode, config.weights)
         return ResponseMapper.load(config.model, local_weights(config.weights), config.map_mode,
-                                   config.window_stride)
+                                   config.window_stride, config.mixed_precision)
 
     def run_inference(self, batch: Sequence[ScaledImage], model,
                       inference_args: Optional[dict[str, Any]] = None) -> Iterable[PredictionResult]:
@@ -106,8 +106,8 @@ class ToLabelRows(beam.DoFn):
 
 
 def failed_batch_rows(failure) -> Iterable[dict]:
-    """RunInference's dead letters — (batch of (uri, image), exception) — as error rows,
-    one per image of the failed batch."""
-    batch, error = failure
+    """RunInference's dead letters — (batch of (uri, image), (exception type, its repr,
+    traceback lines)) — as error rows, one per image of the failed batch."""
+    batch, (error_type, message, _traceback) = failure
     for uri, _ in batch:
-        yield error_row(uri, "inference", error if isinstance(error, BaseException) else RuntimeError(str(error)))
+        yield error_record(uri, "inference", error_type.__name__, message)

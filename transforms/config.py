@@ -32,6 +32,7 @@ class LabelConfig:
     min_box_area: float = 0.0
     batch_size: int = 8
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    mixed_precision: bool = False
 
     def box_options(self) -> dict:
         """Keyword arguments of ``boxes_from_heatmap``."""

@@ -12,6 +12,7 @@ average. Two map modes:
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,8 +53,21 @@ def fully_convolutional(classifier: keras.Model, backbone: Backbone, map_mode: M
     head = layers.Conv2D(kernel.shape[1], 1, name="classifier_conv")
     logits = head(features)
     head.set_weights([kernel.reshape(1, 1, *kernel.shape), bias])
-    probabilities = layers.Softmax(axis=-1, name="class_probabilities")(logits)
+    # float32 probabilities also under a mixed-precision policy.
+    probabilities = layers.Softmax(axis=-1, dtype="float32", name="class_probabilities")(logits)
     return keras.Model(inputs, probabilities, name=f"{classifier.name}_fcn_{map_mode}")
+
+
+@contextlib.contextmanager
+def dtype_policy(policy: str | None):
+    """Layers built inside take ``policy`` (None: leave the current one)."""
+    previous = keras.config.dtype_policy()
+    if policy:
+        keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def map_size(input_size: tuple[int, int], backbone: Backbone, map_mode: MapMode = "cell",
@@ -81,11 +95,15 @@ class ResponseMapper:
 
     @classmethod
     def load(cls, name: str = "efficientnet_lite0", weights: str | None = "imagenet",
-             map_mode: MapMode = "cell", window_stride: int = 1) -> "ResponseMapper":
+             map_mode: MapMode = "cell", window_stride: int = 1,
+             mixed_precision: bool = False) -> "ResponseMapper":
+        """``mixed_precision``: float16 compute with float32 weights and outputs (Keras's
+        mixed_float16 policy), for GPUs with tensor cores; CPUs run it too, slowly."""
         backbone = get_backbone(name)
-        classifier = load_classifier(name, weights)
-        return cls(backbone, fully_convolutional(classifier, backbone, map_mode, window_stride),
-                   map_mode, window_stride)
+        with dtype_policy("mixed_float16" if mixed_precision else None):
+            classifier = load_classifier(name, weights)
+            model = fully_convolutional(classifier, backbone, map_mode, window_stride)
+        return cls(backbone, model, map_mode, window_stride)
 
     def __post_init__(self):
         # One trace per input shape; reduce_retracing generalises after a few shapes.

@@ -59,7 +59,11 @@ def label_row(image_uri: str, heatmaps: SynsetHeatmaps, model: str, top_k: int,
     }
 
 
-def error_row(image_uri: str, stage: str, error: BaseException) -> dict:
+def error_record(image_uri: str, stage: str, error_type: str, message: str) -> dict:
     """One errors row; ``stage`` is where it failed: read, decode, inference, postprocess."""
-    return {"image_uri": image_uri, "stage": stage, "error_type": type(error).__name__,
-            "message": str(error) or repr(error)}
+    return {"image_uri": image_uri, "stage": stage, "error_type": error_type, "message": message}
+
+
+def error_row(image_uri: str, stage: str, error: BaseException) -> dict:
+    """The errors row of an exception."""
+    return error_record(image_uri, stage, type(error).__name__, str(error) or repr(error))
