@@ -39,7 +39,20 @@ class LabelOptions(PipelineOptions):
             "--manifest-column", "--manifest_column", dest="manifest_column",
             default=DEFAULT_MANIFEST_COLUMN,
             help="URI column of CSV and Parquet manifests (default: %(default)s)")
-        group.add_argument("--output", help="output directory (any Beam filesystem); required")
+        group.add_argument(
+            "--output",
+            help="output directory (any Beam filesystem); required. May contain {date} (UTC, "
+                 "YYYY-MM-DD) and {run_id} for scheduled runs")
+        group.add_argument("--run-id", "--run_id", dest="run_id", default=None,
+                           help="value of {run_id} in --output (default: UTC time stamp)")
+        group.add_argument(
+            "--overwrite", action="store_true",
+            help="replace a completed run already in --output (default: refuse)")
+        group.add_argument(
+            "--max-error-fraction", "--max_error_fraction", dest="max_error_fraction",
+            type=float, default=1.0,
+            help="fail the run (exit 1, outputs still written, no _SUCCESS) when more than this "
+                 "fraction of the images failed (default: %(default)s, never)")
         group.add_argument(
             "--synsets", default=None,
             help="comma-separated synsets: wnids (n02084071), WordNet names (dog, domestic cat) "
@@ -127,6 +140,8 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
                              ("--max-image-pixels", opts.max_image_pixels, 0)):
         if value < low:
             raise ConfigError(f"{name} must be at least {low}, got {value}")
+    if not 0 <= opts.max_error_fraction <= 1:
+        raise ConfigError(f"--max-error-fraction is a fraction in [0, 1], got {opts.max_error_fraction}")
     if not 0 <= opts.min_box_area < 1:
         raise ConfigError(f"--min-box-area is a fraction of the image in [0, 1), got {opts.min_box_area}")
     if opts.threshold <= 0 or (opts.relative_threshold and opts.threshold > 1):

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import importlib.metadata
-import json
 import logging
 import sys
 import time
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.options import ConfigError, LabelOptions, label_config, suggest, unknown_flags
+from pipeline.outputs import (RUN_RECORD, SUCCESS, OutputError, prepare_output, resolve_output,
+                              write_json)
 from transforms.beam_inference import FcnModelHandler, ToLabelRows, failed_batch_rows
 from transforms.beam_read import ERRORS, DecodeImages, ReadImageUris
 from transforms.beam_write import WriteTable, count_rows
@@ -29,7 +30,7 @@ PACKAGES = ("fcn-weak-labels", "apache-beam", "tensorflow", "tensorflow-cpu", "k
             "pillow", "pyarrow", "scipy")
 
 
-def build(p: beam.Pipeline, opts: LabelOptions, config: LabelConfig) -> None:
+def build(p: beam.Pipeline, opts: LabelOptions, config: LabelConfig, output: str) -> None:
     """Wire the job into ``p``."""
     uris = p | "ReadImageUris" >> ReadImageUris(opts.input or [], opts.manifest or [],
                                                 opts.manifest_column)
@@ -41,8 +42,8 @@ def build(p: beam.Pipeline, opts: LabelOptions, config: LabelConfig) -> None:
         ToLabelRows(config, ERRORS, opts.progress_every)).with_outputs(ERRORS, main="labels")
     failed_batches = dead_letters.failed_inferences | "FailedBatches" >> beam.FlatMap(failed_batch_rows)
     errors = (decoded[ERRORS], rows[ERRORS], failed_batches) | "AllErrors" >> beam.Flatten()
-    rows.labels | "WriteLabels" >> WriteTable(opts.output, "labels", LABELS_SCHEMA)
-    errors | "WriteErrors" >> WriteTable(opts.output, "errors", ERRORS_SCHEMA)
+    rows.labels | "WriteLabels" >> WriteTable(output, "labels", LABELS_SCHEMA)
+    errors | "WriteErrors" >> WriteTable(output, "errors", ERRORS_SCHEMA)
 
 
 def _counters(result) -> dict[str, int] | None:
@@ -76,11 +77,6 @@ def _config_record(config: LabelConfig) -> dict:
     return record
 
 
-def write_run_record(output: str, record: dict) -> None:
-    with FileSystems.create(FileSystems.join(output, "run.json")) as f:
-        f.write(json.dumps(record, indent=2, sort_keys=True).encode())
-
-
 def _arg_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
@@ -97,51 +93,86 @@ def _arg_parser() -> argparse.ArgumentParser:
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the job; returns the process exit code (2 for configuration errors)."""
+    """Run the job; returns the process exit code: 0 done (per-image errors are in the
+    errors table), 1 the run failed its checks (outputs written, no _SUCCESS), 2 a
+    configuration mistake (nothing done)."""
     argv = sys.argv[1:] if argv is None else argv
     if "-h" in argv or "--help" in argv:
         _arg_parser().print_help()
         return 0
     options = PipelineOptions(argv)
     opts = options.view_as(LabelOptions)
+    started_at = dt.datetime.now(dt.timezone.utc)
     try:
         unknown = unknown_flags(options)
         if unknown:
             raise ConfigError(f"unknown option --{unknown[0]}"
                               f"{suggest(unknown[0], options.get_all_options())}")
         config, weights_checksum = label_config(options)
-    except ConfigError as e:
+        output = resolve_output(opts.output, started_at, opts.run_id)
+        removed = prepare_output(output, opts.overwrite)
+    except (ConfigError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if removed:
+        log.info("removed %d files of an earlier run from %s", len(removed), output)
 
     started = time.time()
     p = beam.Pipeline(options=options)
-    build(p, opts, config)
+    build(p, opts, config, output)
     result = p.run()
     result.wait_until_finish()
-    wall = time.time() - started
+    return _finish(result, output, options, config, weights_checksum,
+                   started_at, time.time() - started)
 
+
+def _finish(result, output: str, options: PipelineOptions, config: LabelConfig,
+            weights_checksum: str, started_at: dt.datetime, wall: float) -> int:
+    """Count, check the accounting and the error fraction, write run.json and, when
+    all holds, the _SUCCESS marker (last)."""
+    opts = options.view_as(LabelOptions)
     counters = _counters(result)
-    labelled, failed = count_rows(opts.output, "labels"), count_rows(opts.output, "errors")
+    labelled, failed = count_rows(output, "labels"), count_rows(output, "errors")
+    counts = {"labelled": labelled, "failed": failed}
+    problems = []
+    if counters is None:
+        log.warning("the runner reports no metrics: matched = labelled + failed is not checked")
+    else:
+        counts.update(matched=counters.get("images_matched", 0),
+                      duplicates=counters.get("uris_listed", 0) - counters.get("images_matched", 0),
+                      boxes=counters.get("boxes_emitted", 0))
+        if counts["matched"] != labelled + failed:
+            problems.append(f"accounting: {counts['matched']} images matched, but {labelled} "
+                            f"labelled + {failed} failed")
+    processed = labelled + failed
+    if processed and failed / processed > opts.max_error_fraction:
+        problems.append(f"{failed} of {processed} images failed ({failed / processed:.1%}), more "
+                        f"than --max-error-fraction {opts.max_error_fraction}; see the errors "
+                        f"table in {output}")
     record = {
+        "status": "failed" if problems else "succeeded",
+        "problems": problems,
+        "output": output,
+        "started_at": started_at.isoformat(),
         "model": config.model,
         "weights": config.weights,
         "weights_checksum": weights_checksum,
         "config": _config_record(config),
         "options": options.get_all_options(drop_default=True),
         "versions": _versions(),
-        "counts": {"matched": counters.get("images_matched", 0) if counters is not None else None,
-                   "labelled": labelled, "failed": failed,
-                   "boxes": counters.get("boxes_emitted", 0) if counters is not None else None},
+        "counts": counts,
         "counters": counters,
         "wall_time_s": round(wall, 3),
-        "images_per_s": round((labelled + failed) / wall, 3) if wall else None,
+        "images_per_s": round(processed / wall, 3) if wall else None,
     }
-    write_run_record(opts.output, record)
-    counts = record["counts"]
-    print(f"{counts['matched']} images: {labelled} labelled, {failed} failed, "
-          f"{counts['boxes']} boxes in {wall:.1f} s ({record['images_per_s']} images/s); "
-          f"output in {opts.output}")
+    write_json(output, RUN_RECORD, record)
+    print(f"{processed} images: {labelled} labelled, {failed} failed, {counts.get('boxes')} boxes "
+          f"in {wall:.1f} s ({record['images_per_s']} images/s); output in {output}")
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    write_json(output, SUCCESS, {"counts": counts, "started_at": record["started_at"]})
     return 0
 
 

@@ -1,4 +1,5 @@
 import os
+import shutil
 from pathlib import Path
 
 # Before TensorFlow is imported anywhere: keep its C++ start-up chatter out of test logs.
@@ -28,3 +29,32 @@ def lite0_mapper(weights_cache):
 
 def load_photo(name: str) -> np.ndarray:
     return np.asarray(Image.open(DATA / name).convert("RGB"))
+
+
+GOOD = ("dog.jpg", "chelsea.png", "eagle.jpg")
+# FnApiRunner: what the DirectRunner runs batch jobs on, named so nothing waits on Prism.
+LOCAL = ["--runner", "FnApiRunner"]
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    """The three good photos and two broken files, in a folder of their own."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in GOOD:
+        shutil.copy(DATA / name, folder / name)
+    (folder / "truncated.jpg").write_bytes((DATA / "dog.jpg").read_bytes()[:5000])
+    (folder / "notes.jpg").write_text("<html>not a photo</html>")
+    return folder
+
+
+def table(output: Path, name: str):
+    import pyarrow.parquet as pq
+
+    files = sorted(output.glob(f"{name}-*.parquet"))
+    assert files, f"no {name} files in {output}"
+    return pq.read_table(files)
+
+
+def by_uri(rows) -> dict:
+    return {Path(row["image_uri"]).name: row for row in rows.to_pylist()}

@@ -3,7 +3,6 @@ explicitly so nothing waits on the Prism download) and the portable runner with 
 in separate processes."""
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -16,34 +15,11 @@ import pytest
 from pipeline.run import run
 from transforms.records import ERRORS_SCHEMA, LABELS_SCHEMA
 
-from conftest import DATA
+from conftest import DATA, GOOD, LOCAL, by_uri, table
 from test_real_photos import DOG_BOX, iou
 
-GOOD = ("dog.jpg", "chelsea.png", "eagle.jpg")
 # Fused grid = the finest scale's map: 576 px shorter side, /32 per cell.
 FUSED_GRID = {"dog.jpg": (18, 24), "chelsea.png": (18, 27), "eagle.jpg": (18, 27)}
-LOCAL = ["--runner", "FnApiRunner"]
-
-
-@pytest.fixture
-def photos(tmp_path) -> Path:
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for name in GOOD:
-        shutil.copy(DATA / name, folder / name)
-    (folder / "truncated.jpg").write_bytes((DATA / "dog.jpg").read_bytes()[:5000])
-    (folder / "notes.jpg").write_text("<html>not a photo</html>")
-    return folder
-
-
-def _table(output: Path, name: str):
-    files = sorted(output.glob(f"{name}-*.parquet"))
-    assert files, f"no {name} files in {output}"
-    return pq.read_table(files)
-
-
-def _by_uri(table) -> dict:
-    return {Path(row["image_uri"]).name: row for row in table.to_pylist()}
 
 
 def test_end_to_end_labels_errors_and_run_record(photos, tmp_path, weights_cache, capsys):
@@ -51,9 +27,9 @@ def test_end_to_end_labels_errors_and_run_record(photos, tmp_path, weights_cache
     assert run(["--input", str(photos / "*"), "--output", str(output),
                 "--synsets", "dog,n02121620,bicycle", *LOCAL]) == 0
 
-    labels = _table(output, "labels")
+    labels = table(output, "labels")
     assert labels.schema.equals(LABELS_SCHEMA)
-    rows = _by_uri(labels)
+    rows = by_uri(labels)
     assert sorted(rows) == sorted(GOOD)
     dog = rows["dog.jpg"]
     assert (dog["width"], dog["height"], dog["model"]) == (768, 576, "efficientnet_lite0")
@@ -71,17 +47,19 @@ def test_end_to_end_labels_errors_and_run_record(photos, tmp_path, weights_cache
     assert rows["chelsea.png"]["boxes"][0]["label"] == "cat"
     assert rows["chelsea.png"]["top_classes"][0]["label"] == "Egyptian cat"
 
-    errors = _table(output, "errors")
+    errors = table(output, "errors")
     assert errors.schema.equals(ERRORS_SCHEMA)
-    failed = _by_uri(errors)
+    failed = by_uri(errors)
     assert sorted(failed) == ["notes.jpg", "truncated.jpg"]
     assert failed["notes.jpg"]["stage"] == "decode"
     assert "not an image format" in failed["notes.jpg"]["message"]
     assert "Truncated" in failed["truncated.jpg"]["message"]
 
     record = json.loads((output / "run.json").read_text())
-    assert record["counts"] == {"matched": 5, "labelled": 3, "failed": 2,
-                                "boxes": sum(len(r["boxes"]) for r in rows.values())}
+    counts = {"matched": 5, "labelled": 3, "failed": 2, "duplicates": 0,
+              "boxes": sum(len(r["boxes"]) for r in rows.values())}
+    assert record["counts"] == counts and record["status"] == "succeeded"
+    assert json.loads((output / "_SUCCESS").read_text())["counts"] == counts
     assert record["weights_checksum"].startswith("sha256:57934424")
     assert record["config"]["scales"] == ["288", "576"]
     assert record["versions"]["apache-beam"].startswith("2.")
@@ -106,13 +84,13 @@ def test_manifests_and_top_k_mode(tmp_path, weights_cache):
         DATA / "dog.jpg", DATA / "chelsea.png", missing))
     output = tmp_path / "out"
     assert run(["--manifest", str(manifest), "--output", str(output), "--top-k", "3", *LOCAL]) == 0
-    rows = _by_uri(_table(output, "labels"))
+    rows = by_uri(table(output, "labels"))
     assert sorted(rows) == ["chelsea.png", "dog.jpg"]
     cat = rows["chelsea.png"]
     # Without --synsets: heatmaps of each image's own top classes.
     assert [h["synset"] for h in cat["heatmaps"]] == [c["wnid"] for c in cat["top_classes"]]
     assert {c["index"] for c in cat["top_classes"]} == {281, 282, 285}
-    (failure,) = _table(output, "errors").to_pylist()
+    (failure,) = table(output, "errors").to_pylist()
     assert failure["image_uri"] == str(missing) and failure["stage"] == "read"
     assert "gone.jpg" in failure["message"]
 
@@ -186,10 +164,10 @@ def test_portable_runner_with_external_workers(photos, tmp_path, worker_pool):
     assert run(["--input", str(photos / "*"), "--output", str(output), "--synsets", "dog",
                 "--runner", "PortableRunner", "--job_endpoint", "embed",
                 "--environment_type", "EXTERNAL", "--environment_config", worker_pool]) == 0
-    rows = _by_uri(_table(output, "labels"))
+    rows = by_uri(table(output, "labels"))
     assert sorted(rows) == sorted(GOOD)
     assert rows["dog.jpg"]["boxes"][0]["label"] == "dog"
-    assert sorted(_by_uri(_table(output, "errors"))) == ["notes.jpg", "truncated.jpg"]
+    assert sorted(by_uri(table(output, "errors"))) == ["notes.jpg", "truncated.jpg"]
     record = json.loads((output / "run.json").read_text())
     assert record["counts"]["labelled"] == 3 and record["counts"]["failed"] == 2
 
@@ -211,8 +189,8 @@ def test_a_failing_inference_batch_becomes_error_rows(photos, tmp_path, weights_
     output = tmp_path / "out"
     assert run(["--input", str(photos / "*"), "--output", str(output), "--synsets", "dog",
                 "--batch-size", "1", *LOCAL]) == 0
-    assert sorted(_by_uri(_table(output, "labels"))) == ["chelsea.png", "dog.jpg"]
-    failed = _by_uri(_table(output, "errors"))
+    assert sorted(by_uri(table(output, "labels"))) == ["chelsea.png", "dog.jpg"]
+    failed = by_uri(table(output, "errors"))
     assert failed["eagle.jpg"]["stage"] == "inference"
     assert failed["eagle.jpg"]["error_type"] == "MemoryError"
     assert failed["eagle.jpg"]["message"] == "MemoryError('simulated out of memory')"

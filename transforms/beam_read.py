@@ -64,9 +64,14 @@ class ReadManifest(beam.PTransform):
                 | beam.Filter(lambda uri: uri and not uri.startswith("#")))
 
 
+def _counted(uri: str, counter) -> str:
+    counter.inc()
+    return uri
+
+
 class ReadImageUris(beam.PTransform):
-    """Every image URI matched by ``patterns`` (any Beam filesystem: local, gs://,
-    s3://) or listed in ``manifests``, redistributed so that workers share the work."""
+    """Every distinct image URI matched by ``patterns`` (any Beam filesystem: local,
+    gs://, s3://) or listed in ``manifests``, redistributed so that workers share the work."""
 
     def __init__(self, patterns: Sequence[str] = (), manifests: Sequence[str] = (),
                  manifest_column: str = DEFAULT_MANIFEST_COLUMN):
@@ -81,15 +86,12 @@ class ReadImageUris(beam.PTransform):
                            | fileio.MatchAll() | "Paths" >> beam.Map(lambda m: m.path))
         for i, manifest in enumerate(self._manifests):
             sources.append(pbegin | f"Manifest{i}" >> ReadManifest(manifest, self._column))
+        listed = Metrics.counter(METRICS_NAMESPACE, "uris_listed")
         matched = Metrics.counter(METRICS_NAMESPACE, "images_matched")
-
-        def count(uri):
-            matched.inc()
-            return uri
-
-        # Matching happens on one worker; the reshuffle spreads decoding and inference.
-        return (sources | beam.Flatten() | "Count" >> beam.Map(count)
-                | "Redistribute" >> beam.Reshuffle())
+        # A URI listed twice (twice in a manifest, or by overlapping patterns) is processed
+        # once. Distinct's shuffle also spreads the work, which was matched on one worker.
+        return (sources | beam.Flatten() | "CountListed" >> beam.Map(_counted, listed)
+                | "Distinct" >> beam.Distinct() | "CountMatched" >> beam.Map(_counted, matched))
 
 
 class DecodeImages(beam.DoFn):

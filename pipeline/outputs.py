@@ -1,0 +1,77 @@
+"""The output directory's life: template, refusing or replacing an earlier run, the run
+record and the _SUCCESS marker that readers wait for.
+
+Readers see no partial output: Beam's file sinks write each bundle to a temporary file
+and rename only the files of committed bundles into place when the write finalises (a
+retried bundle's first attempt is discarded, so retries add no duplicate rows); the
+_SUCCESS marker is written after every table and run.json, so a reader that waits for it
+never reads a table that is still being written.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import string
+
+from apache_beam.io.filesystems import FileSystems
+
+SUCCESS = "_SUCCESS"
+RUN_RECORD = "run.json"
+TABLES = ("labels", "errors")
+TEMPLATE_FIELDS = ("date", "run_id")
+
+
+class OutputError(ValueError):
+    """The output directory cannot be used as asked."""
+
+
+def default_run_id(now: dt.datetime) -> str:
+    return now.strftime("%Y%m%dT%H%M%SZ")
+
+
+def resolve_output(template: str, now: dt.datetime, run_id: str | None = None) -> str:
+    """``{date}`` → the UTC date (YYYY-MM-DD), ``{run_id}`` → ``run_id`` (default: UTC
+    time stamp) in the --output template."""
+    fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    unknown = fields - set(TEMPLATE_FIELDS)
+    if unknown:
+        raise OutputError(f"--output {template}: unknown field {{{sorted(unknown)[0]}}}; "
+                          f"use {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)}")
+    return template.format(date=now.strftime("%Y-%m-%d"), run_id=run_id or default_run_id(now))
+
+
+def _path(output: str, name: str) -> str:
+    return FileSystems.join(output, name)
+
+
+def _existing_outputs(output: str) -> list[str]:
+    patterns = [_path(output, f"{table}-*.parquet") for table in TABLES]
+    patterns += [_path(output, RUN_RECORD), _path(output, SUCCESS)]
+    return [m.path for result in FileSystems.match(patterns) for m in result.metadata_list]
+
+
+def prepare_output(output: str, overwrite: bool) -> list[str]:
+    """Make ``output`` ready for a new run; returns the files it removed.
+
+    A completed run (its _SUCCESS marker present) is refused unless ``overwrite``; the
+    leftovers of an unfinished run (no marker) are always removed, as no reader may
+    trust them.
+    """
+    if FileSystems.exists(_path(output, SUCCESS)) and not overwrite:
+        raise OutputError(f"{output} holds a completed run ({SUCCESS} present): pass "
+                          "--overwrite to replace it, or choose another --output (e.g. with "
+                          "{date} or {run_id} in it)")
+    stale = _existing_outputs(output)
+    if stale:
+        FileSystems.delete(stale)
+    return stale
+
+
+def write_json(output: str, name: str, record: dict) -> None:
+    with FileSystems.create(_path(output, name)) as f:
+        f.write(json.dumps(record, indent=2, sort_keys=True).encode())
+
+
+def read_success(output: str) -> dict:
+    with FileSystems.open(_path(output, SUCCESS)) as f:
+        return json.loads(f.read())
