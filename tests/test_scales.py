@@ -20,9 +20,11 @@ def test_shorter_side_keeps_aspect_ratio_in_stride_multiples():
     assert Scale(shorter_side=288).input_size((576, 768), 32) == (288, 384)
     assert Scale(shorter_side=224).input_size((300, 451), 32) == (224, 352)  # 336.7 → 352
     assert Scale(shorter_side=224).input_size((768, 576), 32) == (288, 224)
-    # An extreme aspect ratio never collapses a side below one stride.
-    assert Scale(shorter_side=32).input_size((10, 20000), 32) == (32, 64000)
-    assert Scale(shorter_side=224).input_size((20000, 10), 32)[1] == 224
+    # Extreme aspect ratios: the longer side stays within the limit, the shorter side
+    # never falls below one stride.
+    assert Scale(shorter_side=288).input_size((20, 10000), 32) == (32, 4096)
+    assert Scale(shorter_side=288).input_size((10000, 20), 32, max_side=2048) == (2048, 32)
+    assert Scale(shorter_side=288).input_size((1000, 3000), 32) == (288, 864)  # unaffected
 
 
 def test_fixed_size_ignores_the_image():

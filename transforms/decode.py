@@ -65,7 +65,8 @@ def decode_image(data: bytes, needed_size=None, max_pixels: int | None = DEFAULT
     except Image.DecompressionBombError as e:  # Pillow's guard at twice its own limit
         raise DecodeError(f"decompression bomb: {e}") from e
     except Image.UnidentifiedImageError as e:
-        raise DecodeError(f"not an image format Pillow knows; the file starts with {data[:16]!r}") from e
+        raise DecodeError("unknown image format or corrupt header (Pillow cannot open it); "
+                          f"the file starts with {data[:16]!r}") from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise DecodeError(f"cannot decode image: {type(e).__name__}: {e}") from e
     return DecodedImage(pixels, size)

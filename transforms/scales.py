@@ -5,6 +5,10 @@ import re
 from dataclasses import dataclass
 
 
+# Longest network input side of a shorter-side scale, in pixels.
+MAX_INPUT_SIDE = 4096
+
+
 @dataclass(frozen=True)
 class Scale:
     """Either ``size`` (height, width) is set — every image is squashed to it — or
@@ -23,12 +27,17 @@ class Scale:
     def __str__(self) -> str:
         return f"{self.size[0]}x{self.size[1]}" if self.size else str(self.shorter_side)
 
-    def input_size(self, image_size: tuple[int, int], stride: int) -> tuple[int, int]:
-        """The network input (H, W) for an image of ``image_size`` (H, W)."""
+    def input_size(self, image_size: tuple[int, int], stride: int,
+                   max_side: int = MAX_INPUT_SIDE) -> tuple[int, int]:
+        """The network input (H, W) for an image of ``image_size`` (H, W). A shorter-side
+        scale keeps the longer side within ``max_side`` (a 20×10000 strip at shorter
+        side 288 would be 144000 px long): such images get a shorter side below the
+        scale's instead."""
         if self.size:
             return self.size
-        factor = self.shorter_side / min(image_size)
-        return tuple(max(stride, round(n * factor / stride) * stride) for n in image_size)
+        factor = min(self.shorter_side / min(image_size), max_side / max(image_size))
+        return tuple(max(stride, min(max_side // stride, round(n * factor / stride)) * stride)
+                     for n in image_size)
 
     def padded_size(self, input_size: tuple[int, int], bucket: int) -> tuple[int, int]:
         """The shape an input of ``input_size`` is padded to so that images of similar
