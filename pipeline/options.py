@@ -49,6 +49,16 @@ class LabelOptions(PipelineOptions):
             "--overwrite", action="store_true",
             help="replace a completed run already in --output (default: refuse)")
         group.add_argument(
+            "--skip-existing", "--skip_existing", dest="skip_existing", default=None,
+            metavar="GLOB",
+            help="incremental run: skip images already labelled in the labels tables matching "
+                 "GLOB (e.g. 'out/*/labels-*.parquet') whose size and modification time (or "
+                 "content hash, with --content-hash) are unchanged; failed images are retried")
+        group.add_argument(
+            "--content-hash", "--content_hash", dest="content_hash", action="store_true",
+            help="record each input's sha256 and compare contents, not size and time, for "
+                 "--skip-existing (reads every input once more)")
+        group.add_argument(
             "--max-error-fraction", "--max_error_fraction", dest="max_error_fraction",
             type=float, default=1.0,
             help="fail the run (exit 1, outputs still written, no _SUCCESS) when more than this "

@@ -17,7 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 
 SUCCESS = "_SUCCESS"
 RUN_RECORD = "run.json"
-TABLES = ("labels", "errors")
+TABLES = ("labels", "errors", "skipped")
 TEMPLATE_FIELDS = ("date", "run_id")
 
 

@@ -11,6 +11,7 @@ import sys
 import time
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -19,10 +20,11 @@ from pipeline.options import ConfigError, LabelOptions, label_config, suggest, u
 from pipeline.outputs import (RUN_RECORD, SUCCESS, OutputError, prepare_output, resolve_output,
                               write_json)
 from transforms.beam_inference import FcnModelHandler, ToLabelRows, failed_batch_rows
-from transforms.beam_read import ERRORS, DecodeImages, ReadImageUris
+from transforms.beam_read import (ERRORS, SKIPPED, DecodeImages, ReadImageUris, SkipUnchanged,
+                                  StatFiles)
 from transforms.beam_write import WriteTable, count_rows
 from transforms.config import METRICS_NAMESPACE, LabelConfig
-from transforms.records import ERRORS_SCHEMA, LABELS_SCHEMA
+from transforms.records import ERRORS_SCHEMA, LABELS_SCHEMA, SKIPPED_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -30,18 +32,26 @@ PACKAGES = ("fcn-weak-labels", "apache-beam", "tensorflow", "tensorflow-cpu", "k
             "pillow", "pyarrow", "scipy")
 
 
-def build(p: beam.Pipeline, opts: LabelOptions, config: LabelConfig, output: str) -> None:
-    """Wire the job into ``p``."""
+def build(p: beam.Pipeline, opts: LabelOptions, config: LabelConfig, output: str,
+          skip_existing: str | None) -> None:
+    """Wire the job into ``p``; ``skip_existing``: a glob of earlier labels tables."""
     uris = p | "ReadImageUris" >> ReadImageUris(opts.input or [], opts.manifest or [],
                                                 opts.manifest_column)
-    decoded = uris | "Decode" >> beam.ParDo(DecodeImages(config)).with_outputs(ERRORS, main="images")
+    stat = uris | "Stat" >> beam.ParDo(StatFiles(opts.content_hash)).with_outputs(ERRORS, main="sources")
+    sources = stat.sources
+    if skip_existing:
+        split = sources | "SkipUnchanged" >> SkipUnchanged(skip_existing, opts.content_hash)
+        sources = split.new
+        split[SKIPPED] | "WriteSkipped" >> WriteTable(output, "skipped", SKIPPED_SCHEMA)
+    decoded = sources | "Decode" >> beam.ParDo(DecodeImages(config)).with_outputs(ERRORS, main="images")
     handler = KeyedModelHandler(FcnModelHandler(config, large_model=opts.large_model))
     maps, dead_letters = (decoded.images
                           | "ResponseMaps" >> RunInference(handler).with_exception_handling())
     rows = maps | "LabelRows" >> beam.ParDo(
         ToLabelRows(config, ERRORS, opts.progress_every)).with_outputs(ERRORS, main="labels")
     failed_batches = dead_letters.failed_inferences | "FailedBatches" >> beam.FlatMap(failed_batch_rows)
-    errors = (decoded[ERRORS], rows[ERRORS], failed_batches) | "AllErrors" >> beam.Flatten()
+    errors = ((stat[ERRORS], decoded[ERRORS], rows[ERRORS], failed_batches)
+              | "AllErrors" >> beam.Flatten())
     rows.labels | "WriteLabels" >> WriteTable(output, "labels", LABELS_SCHEMA)
     errors | "WriteErrors" >> WriteTable(output, "errors", ERRORS_SCHEMA)
 
@@ -116,10 +126,14 @@ def run(argv: list[str] | None = None) -> int:
         return 2
     if removed:
         log.info("removed %d files of an earlier run from %s", len(removed), output)
+    skip_existing = opts.skip_existing
+    if skip_existing and not FileSystems.match([skip_existing], limits=[1])[0].metadata_list:
+        log.info("--skip-existing %s matches no earlier labels: every image is new", skip_existing)
+        skip_existing = None
 
     started = time.time()
     p = beam.Pipeline(options=options)
-    build(p, opts, config, output)
+    build(p, opts, config, output, skip_existing)
     result = p.run()
     result.wait_until_finish()
     return _finish(result, output, options, config, weights_checksum,
@@ -133,7 +147,8 @@ def _finish(result, output: str, options: PipelineOptions, config: LabelConfig,
     opts = options.view_as(LabelOptions)
     counters = _counters(result)
     labelled, failed = count_rows(output, "labels"), count_rows(output, "errors")
-    counts = {"labelled": labelled, "failed": failed}
+    skipped = count_rows(output, "skipped")
+    counts = {"labelled": labelled, "failed": failed, "skipped": skipped}
     problems = []
     if counters is None:
         log.warning("the runner reports no metrics: matched = labelled + failed is not checked")
@@ -141,9 +156,9 @@ def _finish(result, output: str, options: PipelineOptions, config: LabelConfig,
         counts.update(matched=counters.get("images_matched", 0),
                       duplicates=counters.get("uris_listed", 0) - counters.get("images_matched", 0),
                       boxes=counters.get("boxes_emitted", 0))
-        if counts["matched"] != labelled + failed:
+        if counts["matched"] != labelled + failed + skipped:
             problems.append(f"accounting: {counts['matched']} images matched, but {labelled} "
-                            f"labelled + {failed} failed")
+                            f"labelled + {failed} failed + {skipped} skipped")
     processed = labelled + failed
     if processed and failed / processed > opts.max_error_fraction:
         problems.append(f"{failed} of {processed} images failed ({failed / processed:.1%}), more "
@@ -153,6 +168,7 @@ def _finish(result, output: str, options: PipelineOptions, config: LabelConfig,
         "status": "failed" if problems else "succeeded",
         "problems": problems,
         "output": output,
+        "skip_existing": opts.skip_existing,
         "started_at": started_at.isoformat(),
         "model": config.model,
         "weights": config.weights,
@@ -166,7 +182,9 @@ def _finish(result, output: str, options: PipelineOptions, config: LabelConfig,
         "images_per_s": round(processed / wall, 3) if wall else None,
     }
     write_json(output, RUN_RECORD, record)
-    print(f"{processed} images: {labelled} labelled, {failed} failed, {counts.get('boxes')} boxes "
+    skipped_note = f" ({skipped} more skipped as unchanged)" if opts.skip_existing else ""
+    print(f"{processed} images: {labelled} labelled, {failed} failed{skipped_note}, "
+          f"{counts.get('boxes')} boxes "
           f"in {wall:.1f} s ({record['images_per_s']} images/s); output in {output}")
     if problems:
         for problem in problems:

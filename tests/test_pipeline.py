@@ -33,6 +33,9 @@ def test_end_to_end_labels_errors_and_run_record(photos, tmp_path, weights_cache
     assert sorted(rows) == sorted(GOOD)
     dog = rows["dog.jpg"]
     assert (dog["width"], dog["height"], dog["model"]) == (768, 576, "efficientnet_lite0")
+    stat = (photos / "dog.jpg").stat()
+    assert (dog["source_size"], dog["source_modified"]) == (stat.st_size, stat.st_mtime)
+    assert dog["content_sha256"] is None  # only with --content-hash
     for name, row in rows.items():
         assert [h["synset"] for h in row["heatmaps"]] == ["n02084071", "n02121620", "n02834778"]
         for heatmap in row["heatmaps"]:
@@ -56,7 +59,7 @@ def test_end_to_end_labels_errors_and_run_record(photos, tmp_path, weights_cache
     assert "Truncated" in failed["truncated.jpg"]["message"]
 
     record = json.loads((output / "run.json").read_text())
-    counts = {"matched": 5, "labelled": 3, "failed": 2, "duplicates": 0,
+    counts = {"matched": 5, "labelled": 3, "failed": 2, "skipped": 0, "duplicates": 0,
               "boxes": sum(len(r["boxes"]) for r in rows.values())}
     assert record["counts"] == counts and record["status"] == "succeeded"
     assert json.loads((output / "_SUCCESS").read_text())["counts"] == counts
@@ -130,7 +133,8 @@ def test_help_describes_every_option(capsys):
                  "--scales", "--fusion", "--threshold", "--relative-threshold", "--min-box-area",
                  "--map-mode", "--window-stride", "--model", "--weights", "--batch-size",
                  "--max-image-pixels", "--large-model", "--mixed-precision", "--progress-every",
-                 "--runner"):
+                 "--run-id", "--overwrite", "--max-error-fraction", "--skip-existing",
+                 "--content-hash", "--runner"):
         assert flag in text, flag
 
 

@@ -74,7 +74,7 @@ class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
 
 
 class ToLabelRows(beam.DoFn):
-    """(uri, PredictionResult) → a labels row (boxes, heatmaps, top classes); failures
+    """(SourceFile, PredictionResult) → a labels row (boxes, heatmaps, top classes); failures
     go to the ``errors`` output."""
 
     def __init__(self, config: LabelConfig, errors_tag: str, progress_every: int = 1000):
@@ -89,13 +89,14 @@ class ToLabelRows(beam.DoFn):
         self._done = 0
 
     def process(self, element) -> Iterable:
-        uri, result = element
+        source, result = element
         config = self._config
         try:
-            row = label_row(uri, result.inference, config.model, config.top_k, config.box_options())
+            row = label_row(source, result.inference, config.model, config.top_k,
+                            config.box_options())
         except Exception as e:
             self._failed.inc()
-            yield beam.pvalue.TaggedOutput(self._errors_tag, error_row(uri, "postprocess", e))
+            yield beam.pvalue.TaggedOutput(self._errors_tag, error_row(source, "postprocess", e))
             return
         self._labelled.inc()
         self._boxes.inc(len(row["boxes"]))
@@ -106,8 +107,8 @@ class ToLabelRows(beam.DoFn):
 
 
 def failed_batch_rows(failure) -> Iterable[dict]:
-    """RunInference's dead letters — (batch of (uri, image), (exception type, its repr,
-    traceback lines)) — as error rows, one per image of the failed batch."""
+    """RunInference's dead letters — (batch of (SourceFile, image), (exception type, its
+    repr, traceback lines)) — as error rows, one per image of the failed batch."""
     batch, (error_type, message, _traceback) = failure
-    for uri, _ in batch:
-        yield error_record(uri, "inference", error_type.__name__, message)
+    for source, _ in batch:
+        yield error_record(source, "inference", error_type.__name__, message)

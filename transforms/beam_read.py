@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import logging
 from typing import Iterable, Sequence
@@ -17,7 +18,7 @@ from transforms.backbones import get_backbone
 from transforms.config import METRICS_NAMESPACE, LabelConfig
 from transforms.decode import decode_image
 from transforms.multiscale import check_inputs_fit, largest_input, scale_image
-from transforms.records import error_row
+from transforms.records import SKIPPED_SCHEMA, SourceFile, error_row
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +95,92 @@ class ReadImageUris(beam.PTransform):
                 | "Distinct" >> beam.Distinct() | "CountMatched" >> beam.Map(_counted, matched))
 
 
+def _failure(counter, source: SourceFile, stage: str, error: Exception):
+    counter.inc()
+    log.warning("%s failed at %s: %s: %s", source.uri, stage, type(error).__name__, error)
+    return beam.pvalue.TaggedOutput(ERRORS, error_row(source, stage, error))
+
+
+class StatFiles(beam.DoFn):
+    """uri → SourceFile (size, modification time and, with ``content_hash``, the sha256 of
+    the content); a file that cannot be looked at goes to the ``errors`` output."""
+
+    def __init__(self, content_hash: bool = False):
+        self._content_hash = content_hash
+
+    def setup(self):
+        self._failed = Metrics.counter(METRICS_NAMESPACE, "images_failed_read")
+
+    def process(self, uri: str) -> Iterable:
+        try:
+            metadata = FileSystems.get_filesystem(uri).metadata(uri)
+            digest = None
+            if self._content_hash:
+                digest = hashlib.sha256()
+                with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                    while chunk := f.read(1 << 20):
+                        digest.update(chunk)
+        except Exception as e:  # any filesystem's error: missing, permission, directory…
+            yield _failure(self._failed, SourceFile(uri), "read", e)
+            return
+        yield SourceFile(uri, metadata.size_in_bytes, metadata.last_updated_in_seconds,
+                         digest and digest.hexdigest())
+
+
+SKIPPED = "skipped"
+
+
+class SkipUnchanged(beam.PTransform):
+    """Sources → those not labelled already by an earlier run, whose labels tables match
+    ``previous`` (a glob); the others go to the ``skipped`` output as skipped rows.
+    Unchanged means same URI and same size and modification time, or with
+    ``content_hash`` the same sha256. Images that failed earlier are tried again."""
+
+    def __init__(self, previous: str, content_hash: bool = False):
+        super().__init__()
+        self._previous, self._content_hash = previous, content_hash
+
+    def expand(self, sources):
+        version = _content_version if self._content_hash else _file_version
+        previous = (sources.pipeline
+                    | "ReadEarlierLabels" >> beam.io.ReadFromParquet(
+                        self._previous, columns=SKIPPED_SCHEMA.names)
+                    | "EarlierVersions" >> beam.Map(lambda row: (row["image_uri"], version(row))))
+        current = sources | "KeyByUri" >> beam.Map(lambda source: (source.uri, source))
+        return ({"current": current, "previous": previous} | beam.CoGroupByKey()
+                | "Split" >> beam.ParDo(_SplitUnchanged(version)).with_outputs(SKIPPED, main="new"))
+
+
+def _file_version(row: dict) -> tuple:
+    return row["source_size"], row["source_modified"]
+
+
+def _content_version(row: dict) -> str | None:
+    return row["content_sha256"]
+
+
+class _SplitUnchanged(beam.DoFn):
+    def __init__(self, version):
+        self._version = version
+
+    def setup(self):
+        self._skipped = Metrics.counter(METRICS_NAMESPACE, "images_skipped")
+
+    def process(self, element) -> Iterable:
+        _, grouped = element
+        earlier = set(grouped["previous"])
+        for source in grouped["current"]:
+            row = source.fields()
+            if self._version(row) in earlier:
+                self._skipped.inc()
+                yield beam.pvalue.TaggedOutput(SKIPPED, row)
+            else:
+                yield source
+
+
 class DecodeImages(beam.DoFn):
-    """uri → (uri, ScaledImage): read, decode (EXIF, draft), resize for every scale.
-    Failures go to the ``errors`` output as error rows."""
+    """SourceFile → (SourceFile, ScaledImage): read, decode (EXIF, draft), resize for
+    every scale. Failures go to the ``errors`` output as error rows."""
 
     def __init__(self, config: LabelConfig):
         self._config = config
@@ -111,19 +195,14 @@ class DecodeImages(beam.DoFn):
         self._failed = {stage: Metrics.counter(METRICS_NAMESPACE, f"images_failed_{stage}")
                         for stage in ("read", "decode")}
 
-    def _fail(self, uri: str, stage: str, error: Exception):
-        self._failed[stage].inc()
-        log.warning("%s failed at %s: %s: %s", uri, stage, type(error).__name__, error)
-        return beam.pvalue.TaggedOutput(ERRORS, error_row(uri, stage, error))
-
-    def process(self, uri: str) -> Iterable:
+    def process(self, source: SourceFile) -> Iterable:
         config = self._config
         try:
             # UNCOMPRESSED: a photo named *.gz is not to be gunzipped by the filesystem.
-            with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            with FileSystems.open(source.uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
                 data = f.read()
         except Exception as e:  # any filesystem's error: missing, permission, directory…
-            yield self._fail(uri, "read", e)
+            yield _failure(self._failed["read"], source, "read", e)
             return
         try:
             decoded = decode_image(data, self._largest, config.max_pixels)
@@ -131,7 +210,7 @@ class DecodeImages(beam.DoFn):
             check_inputs_fit(scaled, config.scales, self._backbone, config.map_mode,
                              config.window_stride)
         except Exception as e:
-            yield self._fail(uri, "decode", e)
+            yield _failure(self._failed["decode"], source, "decode", e)
             return
         self._decoded.inc()
-        yield uri, scaled
+        yield source, scaled

@@ -1,5 +1,8 @@
-"""The output contract: Parquet schemas of the labels and errors tables, and their rows."""
+"""The output contract: Parquet schemas of the labels, errors and skipped tables, and
+their rows."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -17,18 +20,40 @@ HEATMAP = pa.struct([
 TOP_CLASS = pa.struct([
     ("index", pa.int32()), ("wnid", pa.string()), ("label", pa.string()), ("score", pa.float32()),
 ])
+# What identifies the version of an input an output row was made from; incremental runs
+# compare them. Null where unknown (a file that could not even be looked at).
+SOURCE_FIELDS = [
+    ("source_size", pa.int64()), ("source_modified", pa.float64()),  # bytes; Unix time, s
+    ("content_sha256", pa.string()),  # only with --content-hash
+]
 LABELS_SCHEMA = pa.schema([
     ("image_uri", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
     ("model", pa.string()), ("boxes", pa.list_(BOX)), ("heatmaps", pa.list_(HEATMAP)),
-    ("top_classes", pa.list_(TOP_CLASS)),
+    ("top_classes", pa.list_(TOP_CLASS)), *SOURCE_FIELDS,
 ])
 ERRORS_SCHEMA = pa.schema([
     ("image_uri", pa.string()), ("stage", pa.string()), ("error_type", pa.string()),
-    ("message", pa.string()),
+    ("message", pa.string()), *SOURCE_FIELDS,
 ])
+SKIPPED_SCHEMA = pa.schema([("image_uri", pa.string()), *SOURCE_FIELDS])
 
 
-def label_row(image_uri: str, heatmaps: SynsetHeatmaps, model: str, top_k: int,
+@dataclass(frozen=True)
+class SourceFile:
+    """An input as found: its URI, size in bytes, modification time (Unix seconds) and,
+    when asked for, the sha256 of its content."""
+
+    uri: str
+    size: int | None = None
+    modified: float | None = None
+    sha256: str | None = None
+
+    def fields(self) -> dict:
+        return {"image_uri": self.uri, "source_size": self.size,
+                "source_modified": self.modified, "content_sha256": self.sha256}
+
+
+def label_row(source: SourceFile, heatmaps: SynsetHeatmaps, model: str, top_k: int,
               box_options: dict) -> dict:
     """One labels row: boxes of every synset sorted by score, the fused heatmaps
     (row-major) and the image's top classes."""
@@ -41,7 +66,7 @@ def label_row(image_uri: str, heatmaps: SynsetHeatmaps, model: str, top_k: int,
     boxes.sort(key=lambda b: b["score"], reverse=True)
     height, width = heatmaps.grid.shape
     return {
-        "image_uri": image_uri,
+        **source.fields(),
         "width": heatmaps.image_size[1],
         "height": heatmaps.image_size[0],
         "model": model,
@@ -59,11 +84,11 @@ def label_row(image_uri: str, heatmaps: SynsetHeatmaps, model: str, top_k: int,
     }
 
 
-def error_record(image_uri: str, stage: str, error_type: str, message: str) -> dict:
+def error_record(source: SourceFile, stage: str, error_type: str, message: str) -> dict:
     """One errors row; ``stage`` is where it failed: read, decode, inference, postprocess."""
-    return {"image_uri": image_uri, "stage": stage, "error_type": error_type, "message": message}
+    return {**source.fields(), "stage": stage, "error_type": error_type, "message": message}
 
 
-def error_row(image_uri: str, stage: str, error: BaseException) -> dict:
+def error_row(source: SourceFile, stage: str, error: BaseException) -> dict:
     """The errors row of an exception."""
-    return error_record(image_uri, stage, type(error).__name__, str(error) or repr(error))
+    return error_record(source, stage, type(error).__name__, str(error) or repr(error))
