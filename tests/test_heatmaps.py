@@ -1,6 +1,7 @@
 """Map grids, bilinear resampling and fusion."""
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from transforms.heatmaps import MapGrid, fuse, resample
 
@@ -30,6 +31,23 @@ def test_bilinear_resampling_reproduces_a_linear_ramp():
     # Outside the outermost centres the edge value is held (no extrapolation).
     assert out[0, 0] == pytest.approx(ramp[0, 0])
     assert out[-1, -1] == pytest.approx(ramp[-1, -1])
+
+
+@pytest.mark.parametrize("channels", [None, 3])
+def test_resample_equals_scipy_map_coordinates(channels):
+    rng = np.random.default_rng(4)
+    values = rng.random((5, 7) if channels is None else (5, 7, channels))
+    source = MapGrid(5, 7, 30.0, 40.0, 10.0, 25.0)  # not uniform over the image: windows
+    target = MapGrid.uniform(90, 110, (220, 190))  # reaches past the source's edge cells
+    rows = (target.y0 + target.dy * np.arange(90) - source.y0) / source.dy
+    cols = (target.x0 + target.dx * np.arange(110) - source.x0) / source.dx
+    coords = np.stack(np.meshgrid(rows, cols, indexing="ij"))
+    planes = values[..., None] if channels is None else values
+    expected = np.stack([ndimage.map_coordinates(planes[..., s], coords, order=1, mode="nearest")
+                         for s in range(planes.shape[-1])], axis=-1)
+    out = resample(values, source, target)
+    assert out.shape == values.shape[:0] + (90, 110) + values.shape[2:]
+    np.testing.assert_allclose(out, expected[..., 0] if channels is None else expected, atol=1e-6)
 
 
 def test_resample_checks_the_grid():
