@@ -48,7 +48,7 @@ def build(p: beam.Pipeline, opts: LabelOptions, config: LabelConfig, output: str
     maps, dead_letters = (decoded.images
                           | "ResponseMaps" >> RunInference(handler).with_exception_handling())
     rows = maps | "LabelRows" >> beam.ParDo(
-        ToLabelRows(config, ERRORS, opts.progress_every)).with_outputs(ERRORS, main="labels")
+        ToLabelRows(config, opts.progress_every)).with_outputs(ERRORS, main="labels")
     failed_batches = dead_letters.failed_inferences | "FailedBatches" >> beam.FlatMap(failed_batch_rows)
     errors = ((stat[ERRORS], decoded[ERRORS], rows[ERRORS], failed_batches)
               | "AllErrors" >> beam.Flatten())

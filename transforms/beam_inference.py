@@ -11,6 +11,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from transforms.beam_read import ERRORS
 from transforms.config import METRICS_NAMESPACE, LabelConfig
 from transforms.multiscale import ScaledImage, SynsetHeatmaps, synset_heatmaps_batch
 from transforms.records import error_record, error_row, label_row
@@ -77,9 +78,8 @@ class ToLabelRows(beam.DoFn):
     """(SourceFile, PredictionResult) → a labels row (boxes, heatmaps, top classes); failures
     go to the ``errors`` output."""
 
-    def __init__(self, config: LabelConfig, errors_tag: str, progress_every: int = 1000):
+    def __init__(self, config: LabelConfig, progress_every: int = 1000):
         self._config = config
-        self._errors_tag = errors_tag
         self._progress_every = progress_every
 
     def setup(self):
@@ -96,7 +96,7 @@ class ToLabelRows(beam.DoFn):
                             config.box_options())
         except Exception as e:
             self._failed.inc()
-            yield beam.pvalue.TaggedOutput(self._errors_tag, error_row(source, "postprocess", e))
+            yield beam.pvalue.TaggedOutput(ERRORS, error_row(source, "postprocess", e))
             return
         self._labelled.inc()
         self._boxes.inc(len(row["boxes"]))
