@@ -24,96 +24,80 @@ class ConfigError(ValueError):
     """A configuration mistake, found before the pipeline starts."""
 
 
+def _add(group, name: str, **kwargs) -> None:
+    """--name, also spelt with underscores as Beam's own options are (--top-k, --top_k)."""
+    flags = [f"--{name}"] + ([f"--{name.replace('-', '_')}"] if "-" in name else [])
+    group.add_argument(*flags, dest=name.replace("-", "_"), **kwargs)
+
+
 class LabelOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
         group = parser.add_argument_group("weak labelling")
-        group.add_argument(
-            "--input", action="append", default=None, metavar="PATTERN",
-            help="image file pattern on any Beam filesystem (local, gs://, s3://); repeatable")
-        group.add_argument(
-            "--manifest", action="append", default=None, metavar="PATH",
-            help="file listing image URIs: text (one per line), CSV or Parquet "
-                 "(column --manifest-column); repeatable")
-        group.add_argument(
-            "--manifest-column", "--manifest_column", dest="manifest_column",
-            default=DEFAULT_MANIFEST_COLUMN,
-            help="URI column of CSV and Parquet manifests (default: %(default)s)")
-        group.add_argument(
-            "--output",
-            help="output directory (any Beam filesystem); required. May contain {date} (UTC, "
-                 "YYYY-MM-DD) and {run_id} for scheduled runs")
-        group.add_argument("--run-id", "--run_id", dest="run_id", default=None,
-                           help="value of {run_id} in --output (default: UTC time stamp)")
-        group.add_argument(
-            "--overwrite", action="store_true",
-            help="replace a completed run already in --output (default: refuse)")
-        group.add_argument(
-            "--skip-existing", "--skip_existing", dest="skip_existing", default=None,
-            metavar="GLOB",
-            help="incremental run: skip images already labelled in the labels tables matching "
-                 "GLOB (e.g. 'out/*/labels-*.parquet') whose size and modification time (or "
-                 "content hash, with --content-hash) are unchanged; failed images are retried")
-        group.add_argument(
-            "--content-hash", "--content_hash", dest="content_hash", action="store_true",
-            help="record each input's sha256 and compare contents, not size and time, for "
-                 "--skip-existing (reads every input once more)")
-        group.add_argument(
-            "--max-error-fraction", "--max_error_fraction", dest="max_error_fraction",
-            type=float, default=1.0,
-            help="fail the run (exit 1, outputs still written, no _SUCCESS) when more than this "
-                 "fraction of the images failed (default: %(default)s, never)")
-        group.add_argument(
-            "--synsets", default=None,
-            help="comma-separated synsets: wnids (n02084071), WordNet names (dog, domestic cat) "
-                 "or class lists (classes:281+282); default: each image's top-k classes")
-        group.add_argument(
-            "--top-k", "--top_k", dest="top_k", type=int, default=DEFAULT_TOP_K,
-            help="top classes per image recorded, and mapped when --synsets is not given "
-                 "(default: %(default)s)")
-        group.add_argument(
-            "--scales", default=",".join(map(str, DEFAULT_SCALES)),
-            help="comma-separated input scales: HxW (fixed size, e.g. 200x320) or a shorter "
-                 "side (aspect ratio kept, e.g. 448) (default: %(default)s)")
-        group.add_argument("--fusion", default="mean",
-                           help=f"how scales are fused: {', '.join(FUSIONS)} (default: %(default)s)")
-        group.add_argument(
-            "--threshold", type=float, default=DEFAULT_THRESHOLD,
-            help="heat above which pixels form boxes (default: %(default)s)")
-        group.add_argument(
-            "--relative-threshold", "--relative_threshold", dest="relative_threshold",
-            action="store_true",
-            help="read --threshold as a fraction of each heatmap's maximum")
-        group.add_argument(
-            "--min-box-area", "--min_box_area", dest="min_box_area", type=float, default=0.0,
-            help="drop boxes whose component covers less than this fraction of the image")
-        group.add_argument("--map-mode", "--map_mode", dest="map_mode", default="cell",
-                           help=f"response map mode: {', '.join(MAP_MODES)} (default: %(default)s)")
-        group.add_argument(
-            "--window-stride", "--window_stride", dest="window_stride", type=int, default=1,
-            help="cells between windows in window mode: 1 slides, 7 tiles (default: %(default)s)")
-        group.add_argument("--model", default=DEFAULT_MODEL,
-                           help=f"backbone: {', '.join(backbone_names())} (default: %(default)s)")
-        group.add_argument(
-            "--weights", default="imagenet",
-            help="'imagenet' (the model's published weights) or a Keras weights file on any "
-                 "Beam filesystem (default: %(default)s)")
-        group.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=8,
-                           help="images per model call (default: %(default)s)")
-        group.add_argument(
-            "--max-image-pixels", "--max_image_pixels", dest="max_image_pixels", type=int,
-            default=DEFAULT_MAX_PIXELS,
-            help="images with more pixels are refused as decompression bombs; 0 = no limit "
-                 "(default: %(default)s, Pillow's)")
-        group.add_argument(
-            "--large-model", "--large_model", dest="large_model", action="store_true",
-            help="one model per machine shared by its SDK processes (RunInference large_model); "
-                 "use on GPU workers")
-        group.add_argument(
-            "--mixed-precision", "--mixed_precision", dest="mixed_precision", action="store_true",
-            help="float16 compute (Keras mixed_float16) for GPUs with tensor cores; slower on CPU")
-        group.add_argument("--progress-every", "--progress_every", dest="progress_every", type=int,
-                           default=1000, help="log a progress line every N images per worker")
+        # Inputs and outputs.
+        _add(group, "input", action="append", metavar="PATTERN",
+             help="image file pattern on any Beam filesystem (local, gs://, s3://); repeatable")
+        _add(group, "manifest", action="append", metavar="PATH",
+             help="file listing image URIs: text (one per line), CSV or Parquet (column "
+                  "--manifest-column); repeatable")
+        _add(group, "manifest-column", default=DEFAULT_MANIFEST_COLUMN,
+             help="URI column of CSV and Parquet manifests (default: %(default)s)")
+        _add(group, "output",
+             help="output directory (any Beam filesystem); required. May contain {date} (UTC, "
+                  "YYYY-MM-DD) and {run_id} for scheduled runs")
+        _add(group, "run-id", help="value of {run_id} in --output (default: UTC time stamp)")
+        _add(group, "overwrite", action="store_true",
+             help="replace a completed run already in --output (default: refuse)")
+        _add(group, "skip-existing", metavar="GLOB",
+             help="incremental run: skip images already labelled in the labels tables matching "
+                  "GLOB (e.g. 'out/*/labels-*.parquet') whose size and modification time (or "
+                  "content hash, with --content-hash) are unchanged; failed images are retried")
+        _add(group, "content-hash", action="store_true",
+             help="record each input's sha256 and compare contents, not size and time, for "
+                  "--skip-existing (reads every input once more)")
+        _add(group, "max-error-fraction", type=float, default=1.0,
+             help="fail the run (exit 1, outputs still written, no _SUCCESS) when more than "
+                  "this fraction of the images failed (default: %(default)s, never)")
+        # What is computed.
+        _add(group, "synsets",
+             help="comma-separated synsets: wnids (n02084071), WordNet names (dog, domestic "
+                  "cat) or class lists (classes:281+282); default: each image's top-k classes")
+        _add(group, "top-k", type=int, default=DEFAULT_TOP_K,
+             help="top classes per image recorded, and mapped when --synsets is not given "
+                  "(default: %(default)s)")
+        _add(group, "scales", default=",".join(map(str, DEFAULT_SCALES)),
+             help="comma-separated input scales: HxW (fixed size, e.g. 200x320) or a shorter "
+                  "side (aspect ratio kept, e.g. 448) (default: %(default)s)")
+        _add(group, "fusion", default="mean",
+             help=f"how scales are fused: {', '.join(FUSIONS)} (default: %(default)s)")
+        _add(group, "threshold", type=float, default=DEFAULT_THRESHOLD,
+             help="heat above which pixels form boxes (default: %(default)s)")
+        _add(group, "relative-threshold", action="store_true",
+             help="read --threshold as a fraction of each heatmap's maximum")
+        _add(group, "min-box-area", type=float, default=0.0,
+             help="drop boxes whose component covers less than this fraction of the image")
+        _add(group, "map-mode", default="cell",
+             help=f"response map mode: {', '.join(MAP_MODES)} (default: %(default)s)")
+        _add(group, "window-stride", type=int, default=1,
+             help="cells between windows in window mode: 1 slides, 7 tiles (default: %(default)s)")
+        # The model and how it runs.
+        _add(group, "model", default=DEFAULT_MODEL,
+             help=f"backbone: {', '.join(backbone_names())} (default: %(default)s)")
+        _add(group, "weights", default="imagenet",
+             help="'imagenet' (the model's published weights) or a Keras weights file on any "
+                  "Beam filesystem (default: %(default)s)")
+        _add(group, "batch-size", type=int, default=8,
+             help="images per model call (default: %(default)s)")
+        _add(group, "max-image-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+             help="images with more pixels are refused as decompression bombs; 0 = no limit "
+                  "(default: %(default)s, Pillow's)")
+        _add(group, "large-model", action="store_true",
+             help="one model per machine shared by its SDK processes (RunInference "
+                  "large_model); use on GPU workers")
+        _add(group, "mixed-precision", action="store_true",
+             help="float16 compute (Keras mixed_float16) for GPUs with tensor cores; slower on CPU")
+        _add(group, "progress-every", type=int, default=1000,
+             help="log a progress line every N images per worker")
 
 
 def _weights_checksum(model: str, weights: str) -> str:
