@@ -1,7 +1,7 @@
 """A few hundred generated photos of mixed sizes, some broken, through the whole job:
 checks the accounting and reports wall time, throughput and peak memory.
 
-    python benchmarks/large_collection.py [--images 300] [--bad-fraction 0.05] [--workdir DIR]
+    python -m benchmarks.large_collection [--images 300] [--bad-fraction 0.05] [--workdir DIR]
 
 The job runs in a child process (FnApiRunner, as run_local.sh runs it); its peak
 resident memory is the child's maximum RSS.
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -21,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from benchmarks.common import machine, table
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 # Realistic photo sizes (W, H): phone, camera, web, portrait, panorama, thumbnail.
@@ -57,16 +57,6 @@ def make_collection(folder: Path, images: int, bad_fraction: float, seed: int = 
     return images - bad, bad
 
 
-def machine() -> str:
-    import tensorflow as tf
-
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    gpus = tf.config.list_physical_devices("GPU")
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"TF {tf.__version__}, device {'GPU' if gpus else 'CPU'}")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=300)
@@ -87,10 +77,9 @@ def main() -> int:
     assert counts["matched"] == good + bad == counts["labelled"] + counts["failed"], counts
     assert (counts["labelled"], counts["failed"]) == (good, bad), counts
     print(f"machine: {machine()}")
-    print("| images | labelled | failed | wall s | images/s | peak RSS MiB |")
-    print("|---|---|---|---|---|---|")
-    print(f"| {args.images} | {counts['labelled']} | {counts['failed']} | {wall:.1f} | "
-          f"{args.images / wall:.2f} | {peak_mib:.0f} |")
+    print(table(["images", "labelled", "failed", "wall s", "images/s", "peak RSS MiB"],
+                [[args.images, counts["labelled"], counts["failed"], f"{wall:.1f}",
+                  f"{args.images / wall:.2f}", f"{peak_mib:.0f}"]]))
     return 0
 
 

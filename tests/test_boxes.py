@@ -51,10 +51,14 @@ def test_coarse_map_boxes_land_in_original_pixels():
     assert (box.x0, box.y0, box.x1, box.y1) == pytest.approx((150, 100, 225, 200), abs=1)
 
 
-def test_large_images_are_thresholded_on_a_capped_raster():
+def test_large_images_are_thresholded_on_a_raster_of_a_few_pixels_per_cell():
     heat = np.zeros((4, 4), np.float32)
     heat[1, 2] = 1.0
     grid = MapGrid.uniform(4, 4, (4000, 3000))
-    assert upsample(heat, grid, (4000, 3000), max_side=400).shape == (400, 300)
-    (box,) = boxes_from_heatmap(heat, grid, (4000, 3000), threshold=0.5, max_side=400)
-    assert (box.x0, box.y0, box.x1, box.y1) == pytest.approx((1500, 1000, 2250, 2000), abs=10)
+    assert upsample(heat, grid, (4000, 3000), pixels_per_cell=8).shape == (32, 32)
+    assert upsample(heat, grid, (20, 3000), pixels_per_cell=8).shape == (20, 32)
+    (box,) = boxes_from_heatmap(heat, grid, (4000, 3000), threshold=0.5, pixels_per_cell=8)
+    # Within 1/8 of a cell (500 x 375 px) of the full-resolution answer.
+    assert (box.x0, box.y0, box.x1, box.y1) == pytest.approx((1500, 1000, 2250, 2000), abs=47)
+    (full,) = boxes_from_heatmap(heat, grid, (4000, 3000), threshold=0.5, pixels_per_cell=None)
+    assert (full.x0, full.y0, full.x1, full.y1) == pytest.approx((1500, 1000, 2250, 2000), abs=1)

@@ -52,13 +52,15 @@ def decode_image(data: bytes, needed_size=None, max_pixels: int | None = DEFAULT
         if max_pixels is not None and width * height > max_pixels:
             raise DecodeError(f"decompression bomb: {width}x{height} = {width * height} pixels "
                               f"exceeds the limit of {max_pixels} pixels")
-        swapped = image.getexif().get(_ORIENTATION_TAG) in _SWAPS_AXES
+        orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+        swapped = orientation in _SWAPS_AXES
         size = (width, height) if swapped else (height, width)
         if needed_size is not None and image.format == "JPEG":
             h, w = needed_size(size)
             # draft() takes (width, height) in stored orientation.
             image.draft("RGB", (h, w) if swapped else (w, h))
-        image = ImageOps.exif_transpose(image)
+        if orientation != 1:  # exif_transpose copies the image even when nothing turns
+            image = ImageOps.exif_transpose(image)
         pixels = np.asarray(_to_rgb(image))
     except DecodeError:
         raise

@@ -75,10 +75,12 @@ class SynsetHeatmaps:
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(H, W, 3) uint8 RGB → size (h, w), bilinear (Pillow filters when shrinking, so
-    small scales do not alias)."""
+    small scales do not alias). Large reductions first shrink by an integer factor with a
+    box filter (Pillow's reducing_gap: several times faster, the same to the eye)."""
     if image.shape[:2] == tuple(size):
         return image
-    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
+    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR,
+                                                    reducing_gap=3.0))
 
 
 def scale_image(pixels: np.ndarray, image_size: tuple[int, int], scales: Sequence[Scale],

@@ -1,0 +1,92 @@
+"""Pipeline vs model-only throughput, in one run, on the same images and settings.
+
+    python -m benchmarks.pipeline_vs_model [--images 200] [--batch-size 8] [-- PIPELINE OPTIONS]
+
+model-only: the FCN forward at the configured scales on pre-decoded, pre-resized images,
+padded and batched by shape as the model stage batches them. pipeline: the whole job
+(match → decode → maps → boxes → Parquet) on the FnApiRunner, timed from its run.json
+(the job itself, without interpreter start-up and option checks).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import machine, table
+from benchmarks.large_collection import make_collection
+from transforms.decode import decode_image
+from transforms.fcn import ResponseMapper
+from transforms.multiscale import DEFAULT_BUCKET, largest_input, scale_image
+from transforms.scales import parse_scales
+
+
+def model_only(photos: list[Path], scales, batch_size: int) -> float:
+    """Seconds for the network alone over every image and scale."""
+    mapper = ResponseMapper.load()
+    stride = mapper.backbone.stride
+    needed = largest_input(scales, stride)
+    scaled = []
+    for path in photos:
+        decoded = decode_image(path.read_bytes(), needed)
+        scaled.append(scale_image(decoded.pixels, decoded.size, scales, stride))
+    batches = []
+    for s, scale in enumerate(scales):
+        by_shape = defaultdict(list)
+        for image in scaled:
+            by_shape[scale.padded_size(image.inputs[s].shape[:2], DEFAULT_BUCKET)].append(image.inputs[s])
+        for shape, inputs in by_shape.items():
+            for start in range(0, len(inputs), batch_size):
+                chunk = inputs[start:start + batch_size]
+                batch = np.zeros((len(chunk), *shape, 3), np.uint8)
+                for j, pixels in enumerate(chunk):
+                    batch[j, :pixels.shape[0], :pixels.shape[1]] = pixels
+                batches.append((batch, np.array([p.shape[:2] for p in chunk], np.int32)))
+    for batch, sizes in batches:  # trace every shape once, untimed
+        mapper.class_maps(batch[:1], sizes[:1])
+    started = time.perf_counter()
+    for batch, sizes in batches:
+        mapper.class_maps(batch, sizes)
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--scales", default="288,576")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("pipeline_args", nargs="*", help="more options for python -m pipeline")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="pipeline-vs-model-"))
+    if not (workdir / "photos").is_dir():
+        make_collection(workdir / "photos", args.images, bad_fraction=0.0)
+    photos = sorted((workdir / "photos").iterdir())
+    model_s = model_only(photos, parse_scales(args.scales), args.batch_size)
+
+    output = workdir / "out"
+    subprocess.run([sys.executable, "-m", "pipeline", "--input", str(workdir / "photos" / "*"),
+                    "--output", str(output), "--overwrite", "--runner", "FnApiRunner",
+                    "--scales", args.scales, "--batch-size", str(args.batch_size),
+                    *args.pipeline_args], check=True)
+    pipeline_s = json.loads((output / "run.json").read_text())["wall_time_s"]
+    n = len(photos)
+    print(f"machine: {machine()}")
+    print(f"settings: {n} images, scales {args.scales}, batch {args.batch_size}, "
+          f"pipeline options {' '.join(args.pipeline_args) or '(none)'}")
+    print(table(["mode", "images", "seconds", "images/s"], [
+        ["model only", n, f"{model_s:.1f}", f"{n / model_s:.2f}"],
+        ["pipeline", n, f"{pipeline_s:.1f}", f"{n / pipeline_s:.2f}"]]))
+    print(f"ratio pipeline / model: {model_s / pipeline_s:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
