@@ -20,5 +20,9 @@ if [ $# -gt 0 ] && [[ "$1" != --* ]]; then
 fi
 output="output/$(date +%Y%m%d-%H%M%S)"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
-.venv/bin/python -m pipeline "${inputs[@]}" --output "$output" --runner FnApiRunner "$@"
+# Two bundles at a time in threads: decoding and box-making (Python) overlap the model
+# (TensorFlow, which releases the GIL); the fastest local setting measured
+# (benchmarks/README.md).
+.venv/bin/python -m pipeline "${inputs[@]}" --output "$output" --runner FnApiRunner \
+  --direct_num_workers=2 --direct_running_mode=multi_threading "$@"
 ls -l "$output"

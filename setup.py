@@ -37,6 +37,6 @@ setuptools.setup(
         "gcp": ["apache-beam[gcp]>=2.77,<3"],
         "aws": ["apache-beam[aws]>=2.77,<3"],
         # The tests also read the Parquet output with pandas and DuckDB, as users do.
-        "test": ["pytest>=8", "pandas>=2", "duckdb>=1"],
+        "test": ["pytest>=8", "pandas>=2", "duckdb>=1", "packaging"],
     },
 )

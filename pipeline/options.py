@@ -96,6 +96,11 @@ class LabelOptions(PipelineOptions):
                   "large_model); use on GPU workers")
         _add(group, "mixed-precision", action="store_true",
              help="float16 compute (Keras mixed_float16) for GPUs with tensor cores; slower on CPU")
+        _add(group, "xla", action="store_true",
+             help="compile the model with XLA (once per input shape)")
+        _add(group, "tf-threads", type=int, default=0,
+             help="TensorFlow intra-op threads per worker process; 0: all cores. With several "
+                  "SDK processes per machine, cores / processes (default: %(default)s)")
         _add(group, "progress-every", type=int, default=1000,
              help="log a progress line every N images per worker")
 
@@ -131,6 +136,7 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
     for name, value, low in (("--top-k", opts.top_k, 1), ("--batch-size", opts.batch_size, 1),
                              ("--window-stride", opts.window_stride, 1),
                              ("--progress-every", opts.progress_every, 1),
+                             ("--tf-threads", opts.tf_threads, 0),
                              ("--max-image-pixels", opts.max_image_pixels, 0)):
         if value < low:
             raise ConfigError(f"{name} must be at least {low}, got {value}")
@@ -163,7 +169,8 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         window_stride=opts.window_stride, scales=scales, synsets=synsets, top_k=opts.top_k,
         fusion=opts.fusion, threshold=opts.threshold, relative_threshold=opts.relative_threshold,
         min_box_area=opts.min_box_area, batch_size=opts.batch_size,
-        max_pixels=opts.max_image_pixels or None, mixed_precision=opts.mixed_precision)
+        max_pixels=opts.max_image_pixels or None, mixed_precision=opts.mixed_precision,
+        xla=opts.xla, intra_op_threads=opts.tf_threads)
     return config, checksum
 
 

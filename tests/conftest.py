@@ -1,5 +1,9 @@
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 # Before TensorFlow is imported anywhere: keep its C++ start-up chatter out of test logs.
@@ -58,3 +62,28 @@ def table(output: Path, name: str):
 
 def by_uri(rows) -> dict:
     return {Path(row["image_uri"]).name: row for row in rows.to_pylist()}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def worker_pool(weights_cache):
+    """A Beam worker pool: SDK workers in separate processes, as on a Flink cluster."""
+    port = _free_port()
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    pool = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+                             f"--service_port={port}"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("localhost", port)) == 0:
+                break
+        time.sleep(0.2)
+    yield f"localhost:{port}"
+    pool.terminate()
+    pool.wait(10)

@@ -153,3 +153,10 @@ def test_mixed_precision_gives_float32_maps_close_to_float32(weights_cache):
     assert mixed.dtype == np.float32
     np.testing.assert_allclose(mixed, full, atol=0.05)  # float16 logits: ~1e-3 relative
     assert (mixed.argmax(-1) == full.argmax(-1)).mean() > 0.9
+
+
+def test_xla_gives_the_same_maps(weights_cache):
+    image = resize_image(load_photo("chelsea.png"), (224, 320))[None]
+    plain = ResponseMapper.load().class_maps(image)
+    xla = ResponseMapper.load(jit_compile=True)
+    np.testing.assert_allclose(xla.class_maps(image), plain, atol=1e-4)

@@ -2,12 +2,6 @@
 explicitly so nothing waits on the Prism download) and the portable runner with workers
 in separate processes."""
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -132,35 +126,11 @@ def test_help_describes_every_option(capsys):
     for flag in ("--input", "--manifest", "--manifest-column", "--output", "--synsets", "--top-k",
                  "--scales", "--fusion", "--threshold", "--relative-threshold", "--min-box-area",
                  "--map-mode", "--window-stride", "--model", "--weights", "--batch-size",
-                 "--max-image-pixels", "--large-model", "--mixed-precision", "--progress-every",
+                 "--max-image-pixels", "--large-model", "--mixed-precision", "--xla", "--tf-threads",
+                 "--progress-every",
                  "--run-id", "--overwrite", "--max-error-fraction", "--skip-existing",
                  "--content-hash", "--runner"):
         assert flag in text, flag
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def worker_pool(weights_cache):
-    """A Beam worker pool: SDK workers in separate processes, as on a Flink cluster."""
-    port = _free_port()
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    pool = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-                             f"--service_port={port}"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("localhost", port)) == 0:
-                break
-        time.sleep(0.2)
-    yield f"localhost:{port}"
-    pool.terminate()
-    pool.wait(10)
 
 
 def test_portable_runner_with_external_workers(photos, tmp_path, worker_pool):

@@ -19,13 +19,20 @@ from transforms.records import error_record, error_row, label_row
 log = logging.getLogger(__name__)
 
 
-def configure_tensorflow() -> None:
+def configure_tensorflow(intra_op_threads: int = 0) -> None:
     """GPU memory growth, so that several SDK processes on one VM can share a GPU (and a
-    model shared through large_model does not grab all memory at start)."""
+    model shared through large_model does not grab all memory at start); the CPU thread
+    pool size (0: TensorFlow's default, all cores). Both only take effect before
+    TensorFlow starts its runtime, which loading the model does."""
     import tensorflow as tf
 
-    for gpu in tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.set_memory_growth(gpu, True)
+    try:
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+        if intra_op_threads:
+            tf.config.threading.set_intra_op_parallelism_threads(intra_op_threads)
+    except RuntimeError as e:  # the runtime already runs (another model in this process)
+        log.warning("TensorFlow settings not applied: %s", e)
 
 
 def local_weights(weights: str) -> str:
@@ -49,23 +56,40 @@ class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
         super().__init__(min_batch_size=1, max_batch_size=config.batch_size,
                          large_model=large_model)
         self._config = config
+        self._oom_splits = Metrics.counter(METRICS_NAMESPACE, "oom_batch_splits")
 
     def load_model(self):
         from transforms.fcn import ResponseMapper
 
-        configure_tensorflow()
         config = self._config
+        configure_tensorflow(config.intra_op_threads)
         log.info("loading %s (%s map) with weights %s", config.model, config.map_mode, config.weights)
         return ResponseMapper.load(config.model, local_weights(config.weights), config.map_mode,
-                                   config.window_stride, config.mixed_precision)
+                                   config.window_stride, config.mixed_precision, config.xla)
 
     def run_inference(self, batch: Sequence[ScaledImage], model,
                       inference_args: Optional[dict[str, Any]] = None) -> Iterable[PredictionResult]:
-        config = self._config
-        heatmaps = synset_heatmaps_batch(model, batch, config.scales, config.synsets,
-                                         config.top_k, config.fusion)
-        return [PredictionResult(image, maps, model_id=config.model)
+        heatmaps = self._heatmaps(batch, model)
+        return [PredictionResult(image, maps, model_id=self._config.model)
                 for image, maps in zip(batch, heatmaps)]
+
+    def _heatmaps(self, batch: Sequence[ScaledImage], model) -> list[SynsetHeatmaps]:
+        """Out of accelerator memory, the batch is split in halves and each tried again,
+        down to single images; a single image that still does not fit fails its batch
+        (RunInference's dead letters then report it)."""
+        import tensorflow as tf
+
+        config = self._config
+        try:
+            return synset_heatmaps_batch(model, batch, config.scales, config.synsets,
+                                         config.top_k, config.fusion)
+        except tf.errors.ResourceExhaustedError:
+            if len(batch) == 1:
+                raise
+            self._oom_splits.inc()
+            log.warning("out of memory on a batch of %d images: splitting it", len(batch))
+            half = len(batch) // 2
+            return self._heatmaps(batch[:half], model) + self._heatmaps(batch[half:], model)
 
     def get_num_bytes(self, batch: Sequence[ScaledImage]) -> int:
         return sum(pixels.nbytes for image in batch for pixels in image.inputs)

@@ -33,6 +33,8 @@ class LabelConfig:
     batch_size: int = 8
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     mixed_precision: bool = False
+    xla: bool = False
+    intra_op_threads: int = 0  # TensorFlow's CPU thread pool; 0: its default (all cores)
 
     def box_options(self) -> dict:
         """Keyword arguments of ``boxes_from_heatmap``."""

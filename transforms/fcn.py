@@ -92,22 +92,26 @@ class ResponseMapper:
     model: keras.Model
     map_mode: MapMode = "cell"
     window_stride: int = 1
+    jit_compile: bool = False
 
     @classmethod
     def load(cls, name: str = "efficientnet_lite0", weights: str | None = "imagenet",
              map_mode: MapMode = "cell", window_stride: int = 1,
-             mixed_precision: bool = False) -> "ResponseMapper":
+             mixed_precision: bool = False, jit_compile: bool = False) -> "ResponseMapper":
         """``mixed_precision``: float16 compute with float32 weights and outputs (Keras's
-        mixed_float16 policy), for GPUs with tensor cores; CPUs run it too, slowly."""
+        mixed_float16 policy), for GPUs with tensor cores; CPUs run it too, slowly.
+        ``jit_compile``: XLA, compiled once per input shape (shape buckets keep those few)."""
         backbone = get_backbone(name)
         with dtype_policy("mixed_float16" if mixed_precision else None):
             classifier = load_classifier(name, weights)
             model = fully_convolutional(classifier, backbone, map_mode, window_stride)
-        return cls(backbone, model, map_mode, window_stride)
+        return cls(backbone, model, map_mode, window_stride, jit_compile)
 
     def __post_init__(self):
-        # One trace per input shape; reduce_retracing generalises after a few shapes.
-        self._class_maps = tf.function(self._class_maps_graph, reduce_retracing=True)
+        # One trace per input shape; reduce_retracing generalises after a few shapes
+        # (not under XLA, which compiles each shape anyway).
+        self._class_maps = tf.function(self._class_maps_graph, jit_compile=self.jit_compile,
+                                       reduce_retracing=not self.jit_compile)
 
     @property
     def num_classes(self) -> int:

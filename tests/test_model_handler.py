@@ -1,0 +1,61 @@
+"""The RunInference model handler: batches that do not fit in memory are split."""
+import pytest
+import tensorflow as tf
+
+from transforms import beam_inference
+from transforms.beam_inference import FcnModelHandler
+from transforms.config import LabelConfig
+from transforms.multiscale import scale_image
+from transforms.scales import parse_scales
+
+from conftest import load_photo
+
+
+@pytest.fixture(scope="module")
+def batch():
+    scales = parse_scales("64")
+    return [scale_image(load_photo(name), load_photo(name).shape[:2], scales, 32)
+            for name in ("dog.jpg", "chelsea.png", "eagle.jpg")], scales
+
+
+def test_out_of_memory_batches_are_split_down_to_single_images(batch, lite0_mapper, monkeypatch):
+    images, scales = batch
+    real = beam_inference.synset_heatmaps_batch
+    sizes = []
+
+    def fits_one_at_a_time(mapper, images, *args, **kwargs):
+        sizes.append(len(images))
+        if len(images) > 1:
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+        return real(mapper, images, *args, **kwargs)
+
+    monkeypatch.setattr(beam_inference, "synset_heatmaps_batch", fits_one_at_a_time)
+    handler = FcnModelHandler(LabelConfig(scales=scales, top_k=2))
+    results = list(handler.run_inference(images, lite0_mapper))
+    assert [r.example for r in results] == images  # all of them, in order
+    assert sizes == [3, 1, 2, 1, 1]
+    assert all(r.inference.fused.shape[-1] == 2 for r in results)
+
+
+def test_an_image_that_never_fits_fails_its_batch(batch, lite0_mapper, monkeypatch):
+    images, scales = batch
+
+    def never_fits(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+
+    monkeypatch.setattr(beam_inference, "synset_heatmaps_batch", never_fits)
+    handler = FcnModelHandler(LabelConfig(scales=scales))
+    with pytest.raises(tf.errors.ResourceExhaustedError):
+        handler.run_inference(images[:2], lite0_mapper)
+
+
+def test_tf_threads_are_set_before_the_runtime_starts():
+    import subprocess
+    import sys
+
+    code = ("from transforms.beam_inference import configure_tensorflow\n"
+            "configure_tensorflow(1)\n"
+            "import tensorflow as tf\n"
+            "print(tf.config.threading.get_intra_op_parallelism_threads())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
