@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from pathlib import Path
+from typing import Callable
 
 
 def machine() -> str:
@@ -21,3 +23,14 @@ def table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def best_of(repeats: int, fn: Callable[[], object]) -> float:
+    """Fastest of ``repeats`` timed calls, after one untimed call (tracing, caches)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)

@@ -8,26 +8,16 @@ from __future__ import annotations
 import argparse
 import io
 import sys
-import time
 from pathlib import Path
 
 from PIL import Image
 
-from benchmarks.common import machine, table
+from benchmarks.common import best_of, machine, table
 from transforms.decode import decode_image
 from transforms.multiscale import largest_input, resize_image
 from transforms.scales import parse_scales
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
-
-
-def best_of(repeats: int, fn) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def main() -> int:

@@ -10,27 +10,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from benchmarks.common import machine, table
+from benchmarks.common import best_of, machine, table
 from transforms.backbones import get_backbone, load_classifier
 from transforms.fcn import ResponseMapper, fully_convolutional
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
-
-
-def best_of(repeats: int, fn) -> float:
-    fn()  # warm-up: tracing
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def main() -> int:
