@@ -65,7 +65,12 @@ def main() -> int:
     parser.add_argument("pipeline_args", nargs="*", help="more options for python -m pipeline")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="large-collection-"))
-    good, bad = make_collection(workdir / "photos", args.images, args.bad_fraction)
+    photos = workdir / "photos"
+    if photos.is_dir() and len(list(photos.iterdir())) == args.images:  # made by an earlier run
+        bad = len(list(photos.glob("broken-*")))
+        good = args.images - bad
+    else:
+        good, bad = make_collection(photos, args.images, args.bad_fraction)
     output = workdir / "out"
     started = time.time()
     subprocess.run([sys.executable, "-m", "pipeline", "--input", str(workdir / "photos" / "*"),
