@@ -65,6 +65,7 @@ def label_row(source: SourceFile, heatmaps: SynsetHeatmaps, model: str, top_k: i
     ]
     boxes.sort(key=lambda b: b["score"], reverse=True)
     height, width = heatmaps.grid.shape
+    top_classes = [(class_synset(index), score) for index, score in heatmaps.top_classes(top_k)]
     return {
         **source.fields(),
         "width": heatmaps.image_size[1],
@@ -77,9 +78,9 @@ def label_row(source: SourceFile, heatmaps: SynsetHeatmaps, model: str, top_k: i
             for i, synset in enumerate(heatmaps.synsets)
         ],
         "top_classes": [
-            {"index": index, "wnid": class_synset(index).wnid, "label": class_synset(index).label,
+            {"index": synset.class_indices[0], "wnid": synset.wnid, "label": synset.label,
              "score": score}
-            for index, score in heatmaps.top_classes(top_k)
+            for synset, score in top_classes
         ],
     }
 
