@@ -64,8 +64,13 @@ class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
         config = self._config
         configure_tensorflow(config.intra_op_threads)
         log.info("loading %s (%s map) with weights %s", config.model, config.map_mode, config.weights)
-        return ResponseMapper.load(config.model, local_weights(config.weights), config.map_mode,
-                                   config.window_stride, config.mixed_precision, config.xla)
+        weights = local_weights(config.weights)
+        try:
+            return ResponseMapper.load(config.model, weights, config.map_mode,
+                                       config.window_stride, config.mixed_precision, config.xla)
+        finally:
+            if weights != config.weights:  # the temporary copy of a remote file
+                os.remove(weights)
 
     def run_inference(self, batch: Sequence[ScaledImage], model,
                       inference_args: Optional[dict[str, Any]] = None) -> Iterable[PredictionResult]:

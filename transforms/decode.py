@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -31,7 +32,9 @@ class DecodedImage:
     size: tuple[int, int]
 
 
-def decode_image(data: bytes, needed_size=None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> DecodedImage:
+def decode_image(data: bytes,
+                 needed_size: Callable[[tuple[int, int]], tuple[int, int]] | None = None,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> DecodedImage:
     """Decode ``data``.
 
     Args:

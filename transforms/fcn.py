@@ -136,7 +136,6 @@ class ResponseMapper:
         images = _as_batch(images)
         return self._class_maps(images, _content_sizes(images, content_sizes)).numpy()
 
-
     def map_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
         """The response map's (h, w) for an (H, W) input, without running the network."""
         return map_size(input_size, self.backbone, self.map_mode, self.window_stride)
