@@ -6,6 +6,10 @@ model-only: the FCN forward at the configured scales on pre-decoded, pre-resized
 padded and batched by shape as the model stage batches them. pipeline: the whole job
 (match → decode → maps → boxes → Parquet) on the FnApiRunner, timed from its run.json
 (the job itself, without interpreter start-up and option checks).
+
+Before the pipeline, a stage profile on the same images in this one process: CPU and wall
+milliseconds per image of each stage the pipeline runs. The model's share of all CPU time
+bounds the ratio when every stage shares the same cores.
 """
 from __future__ import annotations
 
@@ -19,18 +23,76 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from benchmarks.common import machine, table
 from benchmarks.large_collection import make_collection
+from transforms.config import LabelConfig
 from transforms.decode import decode_image
 from transforms.fcn import ResponseMapper
-from transforms.multiscale import DEFAULT_BUCKET, largest_input, scale_image
+from transforms.multiscale import DEFAULT_BUCKET, largest_input, scale_image, synset_heatmaps_batch
+from transforms.records import LABELS_SCHEMA, SourceFile, label_row
 from transforms.scales import parse_scales
 
 
-def model_only(photos: list[Path], scales, batch_size: int) -> float:
+class StageClock:
+    """CPU and wall seconds spent per named stage."""
+
+    def __init__(self):
+        self.cpu: dict[str, float] = defaultdict(float)
+        self.wall: dict[str, float] = defaultdict(float)
+
+    def run(self, stage: str, fn, *args):
+        cpu, wall = time.process_time(), time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.cpu[stage] += time.process_time() - cpu
+            self.wall[stage] += time.perf_counter() - wall
+
+
+class TimedMapper:
+    """A ResponseMapper whose network calls are timed as the "forward" stage."""
+
+    def __init__(self, mapper: ResponseMapper, clock: StageClock):
+        self._mapper, self._clock = mapper, clock
+
+    def __getattr__(self, name):
+        return getattr(self._mapper, name)
+
+    def class_maps(self, *args):
+        return self._clock.run("forward", self._mapper.class_maps, *args)
+
+
+def stage_profile(photos: list[Path], scales, batch_size: int, mapper: ResponseMapper,
+                  workdir: Path) -> StageClock:
+    """Every stage of the pipeline's work, one after another in this thread, as the
+    pipeline batches it (TensorFlow uses every core inside "forward")."""
+    config = LabelConfig(scales=tuple(scales), batch_size=batch_size)
+    clock = StageClock()
+    timed = TimedMapper(mapper, clock)
+    needed = largest_input(scales, mapper.backbone.stride)
+    rows = []
+    for start in range(0, len(photos), batch_size):
+        paths = photos[start:start + batch_size]
+        decoded = [clock.run("read, decode", lambda p: decode_image(p.read_bytes(), needed), p)
+                   for p in paths]
+        scaled = [clock.run("resize", scale_image, d.pixels, d.size, scales, mapper.backbone.stride)
+                  for d in decoded]
+        heatmaps = clock.run("maps, fusion", synset_heatmaps_batch, timed, scaled, scales, None,
+                             config.top_k, config.fusion)
+        rows += [clock.run("boxes, row", label_row, SourceFile(str(p)), h, config.model,
+                           config.top_k, config.box_options()) for p, h in zip(paths, heatmaps)]
+    clock.run("Parquet", lambda: pq.write_table(pa.Table.from_pylist(rows, LABELS_SCHEMA),
+                                                workdir / "profile.parquet", compression="zstd"))
+    for field in (clock.cpu, clock.wall):  # "maps, fusion" timed the forward calls inside it
+        field["maps, fusion"] -= field["forward"]
+    return clock
+
+
+def model_only(photos: list[Path], scales, batch_size: int, mapper: ResponseMapper) -> float:
     """Seconds for the network alone over every image and scale."""
-    mapper = ResponseMapper.load()
     stride = mapper.backbone.stride
     needed = largest_input(scales, stride)
     scaled = []
@@ -69,7 +131,10 @@ def main() -> int:
     if not (workdir / "photos").is_dir():
         make_collection(workdir / "photos", args.images, bad_fraction=0.0)
     photos = sorted((workdir / "photos").iterdir())
-    model_s = model_only(photos, parse_scales(args.scales), args.batch_size)
+    scales = parse_scales(args.scales)
+    mapper = ResponseMapper.load()
+    model_s = model_only(photos, scales, args.batch_size, mapper)
+    clock = stage_profile(photos, scales, args.batch_size, mapper, workdir)
 
     output = workdir / "out"
     subprocess.run([sys.executable, "-m", "pipeline", "--input", str(workdir / "photos" / "*"),
@@ -85,6 +150,13 @@ def main() -> int:
         ["model only", n, f"{model_s:.1f}", f"{n / model_s:.2f}"],
         ["pipeline", n, f"{pipeline_s:.1f}", f"{n / pipeline_s:.2f}"]]))
     print(f"ratio pipeline / model: {model_s / pipeline_s:.2f}")
+    total_cpu = sum(clock.cpu.values())
+    print(f"\nstage profile, one stage after another in one process ({n} images):")
+    print(table(["stage", "CPU ms/image", "wall ms/image", "share of CPU"], [
+        [stage, f"{1000 * cpu / n:.1f}", f"{1000 * clock.wall[stage] / n:.1f}",
+         f"{cpu / total_cpu:.0%}"] for stage, cpu in clock.cpu.items()]))
+    print(f"ratio bound when all stages share the model's cores (forward CPU / all CPU): "
+          f"{clock.cpu['forward'] / total_cpu:.2f}")
     return 0
 
 

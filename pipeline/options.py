@@ -13,7 +13,7 @@ from transforms.boxes import DEFAULT_THRESHOLD
 from transforms.config import DEFAULT_MODEL, LabelConfig
 from transforms.decode import DEFAULT_MAX_PIXELS
 from transforms.fcn import MAP_MODES
-from transforms.heatmaps import FUSIONS
+from transforms.heatmaps import DEFAULT_FUSION, FUSIONS
 from transforms.multiscale import DEFAULT_TOP_K
 from transforms.scales import DEFAULT_SCALES, parse_scales
 from transforms.synsets import SynsetError, parse_synset_spec
@@ -68,7 +68,7 @@ class LabelOptions(PipelineOptions):
         _add(group, "scales", default=",".join(map(str, DEFAULT_SCALES)),
              help="comma-separated input scales: HxW (fixed size, e.g. 200x320) or a shorter "
                   "side (aspect ratio kept, e.g. 448) (default: %(default)s)")
-        _add(group, "fusion", default="mean",
+        _add(group, "fusion", default=DEFAULT_FUSION,
              help=f"how scales are fused: {', '.join(FUSIONS)} (default: %(default)s)")
         _add(group, "threshold", type=float, default=DEFAULT_THRESHOLD,
              help="heat above which pixels form boxes (default: %(default)s)")
@@ -76,6 +76,9 @@ class LabelOptions(PipelineOptions):
              help="read --threshold as a fraction of each heatmap's maximum")
         _add(group, "min-box-area", type=float, default=0.0,
              help="drop boxes whose component covers less than this fraction of the image")
+        _add(group, "keep-scale-maps", action="store_true",
+             help="also write each scale's heatmaps (on the fused grid) in the labels rows, "
+                  "for pictures of how scales fuse (python -m pipeline.render --scales-of)")
         _add(group, "map-mode", default="cell",
              help=f"response map mode: {', '.join(MAP_MODES)} (default: %(default)s)")
         _add(group, "window-stride", type=int, default=1,
@@ -168,7 +171,8 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         model=opts.model, weights=opts.weights, map_mode=opts.map_mode,
         window_stride=opts.window_stride, scales=scales, synsets=synsets, top_k=opts.top_k,
         fusion=opts.fusion, threshold=opts.threshold, relative_threshold=opts.relative_threshold,
-        min_box_area=opts.min_box_area, batch_size=opts.batch_size,
+        min_box_area=opts.min_box_area, keep_scale_maps=opts.keep_scale_maps,
+        batch_size=opts.batch_size,
         max_pixels=opts.max_image_pixels or None, mixed_precision=opts.mixed_precision,
         xla=opts.xla, intra_op_threads=opts.tf_threads)
     return config, checksum

@@ -1,5 +1,5 @@
 """The output directory's life: template, refusing or replacing an earlier run, the run
-record and the _SUCCESS marker that readers wait for.
+record and the _SUCCESS marker that readers wait for; reading its tables back.
 
 Readers see no partial output: Beam's file sinks write each bundle to a temporary file
 and rename only the files of committed bundles into place when the write finalises (a
@@ -13,6 +13,8 @@ import datetime as dt
 import json
 import string
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 SUCCESS = "_SUCCESS"
@@ -75,3 +77,17 @@ def write_json(output: str, name: str, record: dict) -> None:
 def read_success(output: str) -> dict:
     with FileSystems.open(_path(output, SUCCESS)) as f:
         return json.loads(f.read())
+
+
+def read_table(output: str, name: str, columns: list[str] | None = None) -> pa.Table:
+    """All Parquet files of one of a run's tables (any Beam filesystem), as one table."""
+    pattern = _path(output, f"{name}-*.parquet")
+    paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    if not paths:
+        raise OutputError(f"no {name} table in {output} (nothing matches {pattern}): "
+                          "give the --output folder of a pipeline run")
+    tables = []
+    for path in paths:
+        with FileSystems.open(path) as f:
+            tables.append(pq.read_table(f, columns=columns))
+    return pa.concat_tables(tables)

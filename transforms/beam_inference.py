@@ -122,7 +122,7 @@ class ToLabelRows(beam.DoFn):
         config = self._config
         try:
             row = label_row(source, result.inference, config.model, config.top_k,
-                            config.box_options())
+                            config.box_options(), config.keep_scale_maps)
         except Exception as e:
             self._failed.inc()
             yield beam.pvalue.TaggedOutput(ERRORS, error_row(source, "postprocess", e))

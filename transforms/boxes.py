@@ -69,8 +69,15 @@ def boxes_from_heatmap(heatmap: np.ndarray, grid: MapGrid, image_size: tuple[int
     """
     raster = upsample(heatmap, grid, image_size, pixels_per_cell)
     cutoff = threshold * float(raster.max()) if relative else threshold
-    mask = raster >= cutoff
-    labels, _ = ndimage.label(mask, structure=_EIGHT_CONNECTED)
+    return raster_boxes(raster, cutoff, image_size, min_area)
+
+
+def raster_boxes(raster: np.ndarray, cutoff: float, image_size: tuple[int, int],
+                 min_area: float = 0.0) -> list[Box]:
+    """Boxes of the connected components of ``raster >= cutoff``, where ``raster`` is a
+    heatmap laid uniformly over an image of ``image_size``; best first. Threshold sweeps
+    upsample once and call this per threshold."""
+    labels, _ = ndimage.label(raster >= cutoff, structure=_EIGHT_CONNECTED)
     sy, sx = image_size[0] / raster.shape[0], image_size[1] / raster.shape[1]
     min_pixels = min_area * raster.size
     boxes = []

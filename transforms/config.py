@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from transforms.boxes import DEFAULT_THRESHOLD
 from transforms.decode import DEFAULT_MAX_PIXELS
+from transforms.heatmaps import DEFAULT_FUSION
 from transforms.scales import DEFAULT_SCALES, Scale
 from transforms.synsets import Synset
 
@@ -26,10 +27,11 @@ class LabelConfig:
     scales: tuple[Scale, ...] = DEFAULT_SCALES
     synsets: tuple[Synset, ...] | None = None
     top_k: int = 5
-    fusion: str = "mean"
+    fusion: str = DEFAULT_FUSION
     threshold: float = DEFAULT_THRESHOLD
     relative_threshold: bool = False
     min_box_area: float = 0.0
+    keep_scale_maps: bool = False  # each scale's heatmaps in the labels rows, not just the fused
     batch_size: int = 8
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     mixed_precision: bool = False

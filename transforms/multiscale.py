@@ -16,7 +16,7 @@ from PIL import Image
 from transforms.boxes import Box, boxes_from_heatmap
 from transforms.backbones import Backbone
 from transforms.fcn import ResponseMapper, map_size
-from transforms.heatmaps import Fusion, MapGrid, fuse, resample
+from transforms.heatmaps import DEFAULT_FUSION, Fusion, MapGrid, fuse, resample
 from transforms.scales import DEFAULT_SCALES, Scale
 from transforms.synsets import Synset, class_matrix, class_synset
 
@@ -51,14 +51,17 @@ class SynsetHeatmaps:
     """Per-scale and fused synset heatmaps of one image.
 
     ``fused`` is (h, w, S), one channel per synset in ``synsets`` order, on ``grid``
-    (uniform over the image, as fine as the finest scale's map). ``class_scores`` holds
-    every class's probability averaged over the cells, then over the scales.
+    (uniform over the image, as fine as the finest scale's map); ``on_grid`` is
+    (scales, h, w, S): each scale's maps resampled to ``grid``, what was fused.
+    ``class_scores`` holds every class's probability averaged over the cells, then over
+    the scales.
     """
 
     synsets: tuple[Synset, ...]
     image_size: tuple[int, int]
     per_scale: tuple[ScaleMaps, ...]
     grid: MapGrid
+    on_grid: np.ndarray
     fused: np.ndarray
     class_scores: np.ndarray
 
@@ -133,7 +136,7 @@ def _class_maps_per_scale(mapper: ResponseMapper, images: Sequence[ScaledImage],
 
 def synset_heatmaps_batch(mapper: ResponseMapper, images: Sequence[ScaledImage],
                           scales: Sequence[Scale], synsets: Sequence[Synset] | None = None,
-                          top_k: int = DEFAULT_TOP_K, fusion: Fusion = "mean",
+                          top_k: int = DEFAULT_TOP_K, fusion: Fusion = DEFAULT_FUSION,
                           bucket: int = DEFAULT_BUCKET) -> list[SynsetHeatmaps]:
     """Heatmaps of ``synsets`` (or, if None, of each image's ``top_k`` classes) for a
     batch of images at every scale, fused."""
@@ -154,23 +157,23 @@ def synset_heatmaps_batch(mapper: ResponseMapper, images: Sequence[ScaledImage],
             grid = mapper.grid(maps.shape[:2]).scaled(image.image_size[0] / input_size[0],
                                                       image.image_size[1] / input_size[1])
             per_scale.append(ScaleMaps(scale, input_size, grid, maps @ matrix))
-        grid, fused = fuse_scales(per_scale, image.image_size, fusion)
-        results.append(SynsetHeatmaps(chosen, image.image_size, tuple(per_scale), grid, fused,
-                                      class_scores))
+        grid, on_grid = common_grid(per_scale, image.image_size)
+        results.append(SynsetHeatmaps(chosen, image.image_size, tuple(per_scale), grid, on_grid,
+                                      fuse(on_grid, fusion), class_scores))
     return results
 
 
-def fuse_scales(per_scale: Sequence[ScaleMaps], image_size: tuple[int, int],
-                method: Fusion = "mean") -> tuple[MapGrid, np.ndarray]:
-    """Resample every scale's maps to one uniform grid (the finest scale's shape) and
-    fuse them."""
+def common_grid(per_scale: Sequence[ScaleMaps],
+                image_size: tuple[int, int]) -> tuple[MapGrid, np.ndarray]:
+    """One uniform grid over the image, as fine as the finest scale's map, and every
+    scale's maps resampled to it: (scales, h, w, S)."""
     finest = max(per_scale, key=lambda s: s.grid.height * s.grid.width)
     grid = MapGrid.uniform(finest.grid.height, finest.grid.width, image_size)
-    return grid, fuse([resample(s.maps, s.grid, grid) for s in per_scale], method)
+    return grid, np.stack([resample(s.maps, s.grid, grid) for s in per_scale])
 
 
 def synset_heatmaps(mapper: ResponseMapper, image: np.ndarray, synsets: Sequence[Synset] | None,
-                    scales: Sequence[Scale] = DEFAULT_SCALES, fusion: Fusion = "mean",
+                    scales: Sequence[Scale] = DEFAULT_SCALES, fusion: Fusion = DEFAULT_FUSION,
                     top_k: int = DEFAULT_TOP_K) -> SynsetHeatmaps:
     """Heatmaps of ``synsets`` (None: the top_k classes) in one (H, W, 3) uint8 RGB
     image at ``scales``, fused."""

@@ -17,6 +17,11 @@ HEATMAP = pa.struct([
     ("synset", pa.string()), ("label", pa.string()), ("height", pa.int32()),
     ("width", pa.int32()), ("values", pa.list_(pa.float32())),
 ])
+# A synset's map at one input scale, resampled to the fused heatmap's grid (kept on request).
+SCALE_HEATMAP = pa.struct([
+    ("synset", pa.string()), ("scale", pa.string()), ("height", pa.int32()),
+    ("width", pa.int32()), ("values", pa.list_(pa.float32())),
+])
 TOP_CLASS = pa.struct([
     ("index", pa.int32()), ("wnid", pa.string()), ("label", pa.string()), ("score", pa.float32()),
 ])
@@ -29,7 +34,8 @@ SOURCE_FIELDS = [
 LABELS_SCHEMA = pa.schema([
     ("image_uri", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
     ("model", pa.string()), ("boxes", pa.list_(BOX)), ("heatmaps", pa.list_(HEATMAP)),
-    ("top_classes", pa.list_(TOP_CLASS)), *SOURCE_FIELDS,
+    ("top_classes", pa.list_(TOP_CLASS)), ("scale_heatmaps", pa.list_(SCALE_HEATMAP)),
+    *SOURCE_FIELDS,
 ])
 ERRORS_SCHEMA = pa.schema([
     ("image_uri", pa.string()), ("stage", pa.string()), ("error_type", pa.string()),
@@ -54,9 +60,9 @@ class SourceFile:
 
 
 def label_row(source: SourceFile, heatmaps: SynsetHeatmaps, model: str, top_k: int,
-              box_options: dict) -> dict:
+              box_options: dict, keep_scale_maps: bool = False) -> dict:
     """One labels row: boxes of every synset sorted by score, the fused heatmaps
-    (row-major) and the image's top classes."""
+    (row-major), the image's top classes and, if asked for, every scale's heatmaps."""
     boxes = [
         {"synset": synset.wnid, "label": synset.label, "score": box.score,
          "x0": box.x0, "y0": box.y0, "x1": box.x1, "y1": box.y1}
@@ -82,6 +88,12 @@ def label_row(source: SourceFile, heatmaps: SynsetHeatmaps, model: str, top_k: i
              "score": score}
             for synset, score in top_classes
         ],
+        "scale_heatmaps": [
+            {"synset": synset.wnid, "scale": str(scale_maps.scale), "height": height,
+             "width": width, "values": heatmaps.on_grid[s, ..., i].ravel().tolist()}
+            for s, scale_maps in enumerate(heatmaps.per_scale)
+            for i, synset in enumerate(heatmaps.synsets)
+        ] if keep_scale_maps else [],
     }
 
 

@@ -1,0 +1,153 @@
+"""python -m pipeline.evaluate: how well a run's heatmaps and boxes localize objects,
+against ground-truth boxes (PASCAL VOC XML, COCO JSON or a simple JSON list).
+
+    python -m pipeline.evaluate --labels OUTPUT_DIR --ground-truth VOC/Annotations \\
+        --classes classes.json [--json metrics.json]
+
+Reports CorLoc, MaxBoxAccV2 and the centre baseline per synset and overall (see
+transforms/localization.py), as a table and optionally as JSON. Run the job with
+``--synsets`` naming every ground-truth synset (e.g. the mapping's values), so that each
+image has a heatmap of each of its synsets: in top-k mode, a synset outside an image's
+top classes has no heatmap there, and that pair is left out (and reported).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from pipeline.outputs import OutputError, read_table
+from transforms.ground_truth import (FORMATS, GroundTruthError, GroundTruthSet,
+                                     read_ground_truth)
+from transforms.heatmaps import MapGrid
+from transforms.localization import PairScore, score_pair, summarize_by_synset
+
+LABEL_COLUMNS = ["image_uri", "width", "height", "boxes", "heatmaps"]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.evaluate",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--labels", required=True, metavar="DIR",
+                        help="output folder of a pipeline run (its labels-*.parquet)")
+    parser.add_argument("--ground-truth", required=True, metavar="PATH",
+                        help="folder of VOC .xml files, a VOC .xml file, COCO JSON, or a JSON "
+                             "list of {image, synset, boxes: [[x0, y0, x1, y1], ...]}")
+    parser.add_argument("--format", default="auto", choices=FORMATS,
+                        help="ground-truth format (default: %(default)s, from the path)")
+    parser.add_argument("--classes", metavar="JSON",
+                        help="mapping {dataset class name: synset} (wnid or WordNet name); "
+                             "classes it does not name are left out. Default: class names "
+                             "are synsets")
+    parser.add_argument("--json", metavar="PATH", help="also write the metrics here as JSON")
+    return parser.parse_args(argv)
+
+
+def _name(uri: str) -> str:
+    return uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+class LabelsIndex:
+    """A run's labels rows, found by the file name (or a path suffix) ground truth uses."""
+
+    def __init__(self, rows: list[dict]):
+        self._by_name: dict[str, list[dict]] = {}
+        for row in rows:
+            self._by_name.setdefault(_name(row["image_uri"]), []).append(row)
+
+    def find(self, image: str) -> dict | None:
+        rows = [row for row in self._by_name.get(_name(image), [])
+                if row["image_uri"] == image or row["image_uri"].endswith("/" + image.lstrip("/"))
+                or "/" not in image]
+        if len(rows) > 1:
+            raise GroundTruthError(f"ground-truth image {image!r} matches several labelled "
+                                   f"images ({', '.join(r['image_uri'] for r in rows)}): name "
+                                   "it by a longer path")
+        return rows[0] if rows else None
+
+
+def evaluate(index: LabelsIndex, truth: GroundTruthSet) -> tuple[list[PairScore], dict]:
+    """Score every ground-truth pair that has a labels row and a heatmap of its synset;
+    the others are returned as left out, by reason."""
+    scores, not_labelled, no_heatmap = [], set(), []
+    for pair in truth.pairs:
+        row = index.find(pair.image)
+        if row is None:
+            not_labelled.add(pair.image)
+            continue
+        heatmap = next((h for h in row["heatmaps"] if h["synset"] == pair.synset.wnid), None)
+        if heatmap is None:
+            no_heatmap.append(f"{pair.image} {pair.synset.wnid}")
+            continue
+        image_size = (row["height"], row["width"])
+        values = np.asarray(heatmap["values"], np.float32).reshape(heatmap["height"], heatmap["width"])
+        boxes = [b for b in row["boxes"] if b["synset"] == pair.synset.wnid]
+        top = max(boxes, key=lambda b: b["score"], default=None)
+        scores.append(score_pair(
+            pair.image, pair.synset.wnid, values, MapGrid.uniform(*values.shape, image_size),
+            image_size, None if top is None else (top["x0"], top["y0"], top["x1"], top["y1"]),
+            pair.boxes))
+    return scores, {"not_labelled": sorted(not_labelled), "no_heatmap": no_heatmap}
+
+
+def format_table(metrics: dict, labels: dict[str, str]) -> str:
+    header = ["synset", "label", "pairs", "CorLoc", "MaxBoxAccV2", "centre CorLoc",
+              "centre MaxBoxAccV2"]
+    rows = [[wnid, labels[wnid], *_figures(m)] for wnid, m in metrics["synsets"].items()]
+    rows.append(["overall", "", *_figures(metrics["overall"])])
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
+                     for row in [header, *rows])
+
+
+def _figures(m: dict) -> list:
+    return [m["pairs"], f"{m['corloc']:.1f}", f"{m['max_box_acc_v2']:.1f}",
+            f"{m['centre_corloc']:.1f}", f"{m['centre_max_box_acc_v2']:.1f}"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        classes = None if args.classes is None else json.loads(Path(args.classes).read_text())
+        if classes is not None and not isinstance(classes, dict):
+            raise GroundTruthError(f"{args.classes}: expected a JSON object {{class: synset}}")
+        truth = read_ground_truth(args.ground_truth, classes, args.format)
+        if not truth.pairs:
+            raise GroundTruthError(f"{args.ground_truth}: no boxes of a mapped class")
+        index = LabelsIndex(read_table(args.labels, "labels", LABEL_COLUMNS).to_pylist())
+        scores, left_out = evaluate(index, truth)
+    except (OSError, json.JSONDecodeError, GroundTruthError, OutputError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if left_out["not_labelled"]:
+        print(f"left out: {len(left_out['not_labelled'])} ground-truth images have no labels "
+              "row (not in the run's input, or failed: see its errors table)", file=sys.stderr)
+    if left_out["no_heatmap"]:
+        wnids = sorted({p.synset.wnid for p in truth.pairs})
+        print(f"left out: {len(left_out['no_heatmap'])} pairs whose synset has no heatmap in "
+              f"that image; run the job with --synsets {','.join(wnids)}", file=sys.stderr)
+    if not scores:
+        print("error: no ground-truth pair could be scored", file=sys.stderr)
+        return 2
+    metrics = summarize_by_synset(scores)
+    labels = {p.synset.wnid: p.synset.label for p in truth.pairs}
+    for wnid, m in metrics["synsets"].items():
+        m["label"] = labels[wnid]
+    print(format_table(metrics, labels))
+    if args.json:
+        record = {"labels": args.labels, "ground_truth": args.ground_truth, **metrics,
+                  "left_out": left_out, "unmapped_classes": dict(truth.unmapped),
+                  "pair_scores": [{"image": s.image, "synset": s.synset,
+                                   "top_box_iou": s.top_box_iou,
+                                   "best_iou_any_threshold": float(s.sweep.max())}
+                                  for s in scores]}
+        Path(args.json).write_text(json.dumps(record, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
