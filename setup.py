@@ -36,7 +36,13 @@ setuptools.setup(
         # Reading from / writing to Cloud Storage and running on Dataflow; S3.
         "gcp": ["apache-beam[gcp]>=2.77,<3"],
         "aws": ["apache-beam[aws]>=2.77,<3"],
-        # The tests also read the Parquet output with pandas and DuckDB, as users do.
-        "test": ["pytest>=8", "pandas>=2", "duckdb>=1", "packaging"],
+        # Pictures of a run's labels (python -m pipeline.render): matplotlib's perceptual
+        # colour maps; Pillow 10.1 for its scalable built-in font.
+        "viz": ["matplotlib>=3.6", "pillow>=10.1"],
+        # The tests also read the Parquet output with pandas and DuckDB, as users do, render
+        # pictures, and drive a headless Chromium (Debian's, not Playwright's download)
+        # through the contact sheet.
+        "test": ["pytest>=8", "pandas>=2", "duckdb>=1", "packaging", "matplotlib>=3.6",
+                 "pillow>=10.1", "playwright>=1.40"],
     },
 )

@@ -79,13 +79,18 @@ def read_success(output: str) -> dict:
         return json.loads(f.read())
 
 
-def read_table(output: str, name: str, columns: list[str] | None = None) -> pa.Table:
-    """All Parquet files of one of a run's tables (any Beam filesystem), as one table."""
+def table_files(output: str, name: str) -> list[str]:
+    """The Parquet files of one of a run's tables, in shard order (any Beam filesystem)."""
     pattern = _path(output, f"{name}-*.parquet")
-    paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+
+
+def read_table(output: str, name: str, columns: list[str] | None = None) -> pa.Table:
+    """All Parquet files of one of a run's tables, as one table."""
+    paths = table_files(output, name)
     if not paths:
-        raise OutputError(f"no {name} table in {output} (nothing matches {pattern}): "
-                          "give the --output folder of a pipeline run")
+        raise OutputError(f"no {name} table in {output}: give the --output folder of a "
+                          "pipeline run")
     tables = []
     for path in paths:
         with FileSystems.open(path) as f:
