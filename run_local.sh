@@ -14,9 +14,12 @@ set -euo pipefail
 cd "$(dirname "$0")"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet -e '.[viz]'
-inputs=(--input 'tests/data/*.jpg' --input 'tests/data/*.png')
+# The sample photos keep their per-scale maps, and dog.jpg's are drawn side by side.
+inputs=(--input 'tests/data/*.jpg' --input 'tests/data/*.png' --keep-scale-maps)
+render_extra=(--scales-of dog.jpg)
 if [ $# -gt 0 ] && [[ "$1" != --* ]]; then
   inputs=(--input "$1")
+  render_extra=()
   shift
 fi
 output="output/$(date +%Y%m%d-%H%M%S)"
@@ -29,5 +32,6 @@ export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 ls -l "$output"
 # Pictures: each photo beside its heatmaps and boxes, and a sortable contact sheet (of
 # the first 500 images: about 0.5 s and 2 MB each; python -m pipeline.render does more).
-.venv/bin/python -m pipeline.render --labels "$output" --out "$output/viz" --limit 500
+.venv/bin/python -m pipeline.render --labels "$output" --out "$output/viz" --limit 500 \
+  "${render_extra[@]}"
 echo "pictures: $(pwd)/$output/viz/index.html"
