@@ -20,11 +20,12 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.outputs import OutputError, read_table
+from pipeline.outputs import OutputError, names_image, read_table
 from transforms.ground_truth import (FORMATS, GroundTruthError, GroundTruthSet,
                                      read_ground_truth)
 from transforms.heatmaps import MapGrid
 from transforms.localization import PairScore, score_pair, summarize_by_synset
+from transforms.records import file_name
 
 LABEL_COLUMNS = ["image_uri", "width", "height", "boxes", "heatmaps"]
 
@@ -47,22 +48,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _name(uri: str) -> str:
-    return uri.rstrip("/").rsplit("/", 1)[-1]
-
-
 class LabelsIndex:
     """A run's labels rows, found by the file name (or a path suffix) ground truth uses."""
 
     def __init__(self, rows: list[dict]):
         self._by_name: dict[str, list[dict]] = {}
         for row in rows:
-            self._by_name.setdefault(_name(row["image_uri"]), []).append(row)
+            self._by_name.setdefault(file_name(row["image_uri"]), []).append(row)
 
     def find(self, image: str) -> dict | None:
-        rows = [row for row in self._by_name.get(_name(image), [])
-                if row["image_uri"] == image or row["image_uri"].endswith("/" + image.lstrip("/"))
-                or "/" not in image]
+        rows = [row for row in self._by_name.get(file_name(image), [])
+                if names_image(image, row["image_uri"])]
         if len(rows) > 1:
             raise GroundTruthError(f"ground-truth image {image!r} matches several labelled "
                                    f"images ({', '.join(r['image_uri'] for r in rows)}): name "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import string
 
 import pyarrow as pa
@@ -77,6 +78,15 @@ def write_json(output: str, name: str, record: dict) -> None:
 def read_success(output: str) -> dict:
     with FileSystems.open(_path(output, SUCCESS)) as f:
         return json.loads(f.read())
+
+
+def names_image(image: str, uri: str) -> bool:
+    """Whether ``image``, as a user names one (the URI as in an image_uri column, a path
+    to it, a path suffix or just the file name), names the image at ``uri``."""
+    if image == uri or uri.endswith("/" + image.lstrip("/")):
+        return True
+    return ("://" not in image and "://" not in uri
+            and os.path.abspath(image) == os.path.abspath(uri))
 
 
 def table_files(output: str, name: str) -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import re
 import sys
 from typing import Iterator, Sequence
@@ -20,7 +19,8 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.outputs import RUN_RECORD, SUCCESS, table_files
+from pipeline.outputs import RUN_RECORD, SUCCESS, names_image, table_files
+from transforms.records import file_name
 
 INSTALL_HINT = "pip install 'fcn-weak-labels[viz]'"
 # What a picture needs from a labels row; older tables may lack scale_heatmaps.
@@ -90,14 +90,6 @@ def _read_json(path: str) -> dict | None:
         return json.loads(f.read())
 
 
-def _matches(image: str, uri: str) -> bool:
-    if image == uri:
-        return True
-    if "://" not in image and "://" not in uri and os.path.abspath(image) == os.path.abspath(uri):
-        return True
-    return "/" not in image and image == uri.rstrip("/").rsplit("/", 1)[-1]
-
-
 def find_rows(tables: list[str], images: list[str]) -> dict[str, dict]:
     """The labels row of each of ``images`` (URI or file name). Reads every row, since an
     image may sit in two of them. Raises RenderError for an image found in no row, or
@@ -106,7 +98,7 @@ def find_rows(tables: list[str], images: list[str]) -> dict[str, dict]:
     if images:
         for row in read_rows(tables):
             for image in images:
-                if _matches(image, row["image_uri"]):
+                if names_image(image, row["image_uri"]):
                     found[image].append(row)
     for image, matched in found.items():
         if not matched:
@@ -129,7 +121,7 @@ class _Stems:
 
     def __call__(self, uri: str) -> str:
         if uri not in self._stems:
-            name = uri.rstrip("/").rsplit("/", 1)[-1]
+            name = file_name(uri)
             base = re.sub(r"[^\w.-]", "_", name.rsplit(".", 1)[0] if "." in name[1:] else name)
             base = base or "image"
             stem, n = base, 1

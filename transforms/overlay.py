@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from transforms.boxes import upsample
 from transforms.decode import decode_image
 from transforms.heatmaps import MapGrid
+from transforms.records import file_name
 
 DEFAULT_MAX_SIDE = 640
 DEFAULT_COLORMAP = "inferno"
@@ -320,15 +321,10 @@ def compose(photo: np.ndarray, image_size: tuple[int, int], title: str,
     return picture
 
 
-def image_name(uri: str) -> str:
-    """The file name at the end of a URI."""
-    return uri.rstrip("/").rsplit("/", 1)[-1]
-
-
 def render_row(row: dict, photo: np.ndarray, columns: int | None = None,
                colormap: str = DEFAULT_COLORMAP) -> Image.Image:
     """The picture of one labels row: the photo beside one panel per heatmap."""
-    return compose(photo, (row["height"], row["width"]), image_name(row["image_uri"]),
+    return compose(photo, (row["height"], row["width"]), file_name(row["image_uri"]),
                    [None, *heat_panels(row)], columns, colormap)
 
 
@@ -339,7 +335,7 @@ def render_scales(row: dict, photo: np.ndarray, fusion: str | None = None,
     lines = scale_panels(row, fusion)
     columns = max((len(line) for line in lines), default=1)
     return compose(photo, (row["height"], row["width"]),
-                   f"{image_name(row['image_uri'])}: heat per input scale and fused",
+                   f"{file_name(row['image_uri'])}: heat per input scale and fused",
                    [panel for line in lines for panel in line], columns, colormap)
 
 
@@ -465,9 +461,9 @@ def contact_sheet_html(entries: Iterable[SheetEntry], title: str, note: str = ""
     rows = []
     # Pre-sorted as the script sorts on load, so the page reads right even without script.
     ordered = sorted(entries, key=lambda e: (e.best is None, -(e.best.score if e.best else 0),
-                                             image_name(e.uri), e.uri))
+                                             file_name(e.uri), e.uri))
     for e in ordered:
-        name = image_name(e.uri)
+        name = file_name(e.uri)
         best = (f"{esc(e.best.label)} <b>{e.best.score:.2f}</b>"
                 f"<div class=\"uri\">{e.boxes} box{'es' if e.boxes != 1 else ''}</div>"
                 if e.best else '<span class="none">no box</span>')

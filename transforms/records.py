@@ -44,6 +44,11 @@ ERRORS_SCHEMA = pa.schema([
 SKIPPED_SCHEMA = pa.schema([("image_uri", pa.string()), *SOURCE_FIELDS])
 
 
+def file_name(uri: str) -> str:
+    """The file name at the end of an image URI or path."""
+    return uri.rstrip("/").rsplit("/", 1)[-1]
+
+
 @dataclass(frozen=True)
 class SourceFile:
     """An input as found: its URI, size in bytes, modification time (Unix seconds) and,
