@@ -90,10 +90,10 @@ def evaluate(index: LabelsIndex, truth: GroundTruthSet) -> tuple[list[PairScore]
     return scores, {"not_labelled": sorted(not_labelled), "no_heatmap": no_heatmap}
 
 
-def format_table(metrics: dict, labels: dict[str, str]) -> str:
+def format_table(metrics: dict) -> str:
     header = ["synset", "label", "pairs", "CorLoc", "MaxBoxAccV2", "centre CorLoc",
               "centre MaxBoxAccV2"]
-    rows = [[wnid, labels[wnid], *_figures(m)] for wnid, m in metrics["synsets"].items()]
+    rows = [[wnid, m["label"], *_figures(m)] for wnid, m in metrics["synsets"].items()]
     rows.append(["overall", "", *_figures(metrics["overall"])])
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     labels = {p.synset.wnid: p.synset.label for p in truth.pairs}
     for wnid, m in metrics["synsets"].items():
         m["label"] = labels[wnid]
-    print(format_table(metrics, labels))
+    print(format_table(metrics))
     if args.json:
         record = {"labels": args.labels, "ground_truth": args.ground_truth, **metrics,
                   "left_out": left_out, "unmapped_classes": dict(truth.unmapped),
