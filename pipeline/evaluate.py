@@ -18,14 +18,12 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from pipeline.outputs import OutputError, names_image, read_table
 from transforms.ground_truth import (FORMATS, GroundTruthError, GroundTruthSet,
                                      read_ground_truth)
 from transforms.heatmaps import MapGrid
 from transforms.localization import PairScore, score_pair, summarize_by_synset
-from transforms.records import file_name
+from transforms.records import file_name, heatmap_values
 
 LABEL_COLUMNS = ["image_uri", "width", "height", "boxes", "heatmaps"]
 
@@ -80,7 +78,7 @@ def evaluate(index: LabelsIndex, truth: GroundTruthSet) -> tuple[list[PairScore]
             no_heatmap.append(f"{pair.image} {pair.synset.wnid}")
             continue
         image_size = (row["height"], row["width"])
-        values = np.asarray(heatmap["values"], np.float32).reshape(heatmap["height"], heatmap["width"])
+        values = heatmap_values(heatmap)
         boxes = [b for b in row["boxes"] if b["synset"] == pair.synset.wnid]
         top = max(boxes, key=lambda b: b["score"], default=None)
         scores.append(score_pair(

@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from transforms.boxes import upsample
 from transforms.decode import decode_image
 from transforms.heatmaps import MapGrid
-from transforms.records import file_name
+from transforms.records import file_name, heatmap_values
 
 DEFAULT_MAX_SIDE = 640
 DEFAULT_COLORMAP = "inferno"
@@ -73,10 +73,6 @@ class HeatPanel:
 
 # ---- labels rows (LABELS_SCHEMA dicts) → pictures' inputs ----------------------------
 
-def _grid_values(entry: dict) -> np.ndarray:
-    return np.asarray(entry["values"], dtype=np.float32).reshape(entry["height"], entry["width"])
-
-
 def row_boxes(row: dict) -> list[LabelBox]:
     """The row's boxes, best score first (as written)."""
     return [LabelBox(b["synset"], b["label"], float(b["score"]), b["x0"], b["y0"], b["x1"], b["y1"])
@@ -88,7 +84,7 @@ def heat_panels(row: dict) -> list[HeatPanel]:
     boxes = row_boxes(row)
     panels = []
     for heatmap in row.get("heatmaps") or []:
-        values = _grid_values(heatmap)
+        values = heatmap_values(heatmap)
         panels.append(HeatPanel(
             f"{heatmap['label']} ({heatmap['synset']}), peak {float(values.max(initial=0)):.2f}",
             values, tuple(b for b in boxes if b.synset == heatmap["synset"])))
@@ -111,10 +107,10 @@ def scale_panels(row: dict, fusion: str | None = None) -> list[list[HeatPanel]]:
     rows = []
     for heatmap in row.get("heatmaps") or []:
         label = heatmap["label"]
-        panels = [HeatPanel(f"{label}, scale {m['scale']}", _grid_values(m))
+        panels = [HeatPanel(f"{label}, scale {m['scale']}", heatmap_values(m))
                   for m in per_scale if m["synset"] == heatmap["synset"]]
         fused = f"fused ({fusion})" if fusion else "fused"
-        panels.append(HeatPanel(f"{label}, {fused}", _grid_values(heatmap),
+        panels.append(HeatPanel(f"{label}, {fused}", heatmap_values(heatmap),
                                 tuple(b for b in boxes if b.synset == heatmap["synset"])))
         rows.append(panels)
     return rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 
 from transforms.multiscale import SynsetHeatmaps
@@ -42,6 +43,12 @@ ERRORS_SCHEMA = pa.schema([
     ("message", pa.string()), *SOURCE_FIELDS,
 ])
 SKIPPED_SCHEMA = pa.schema([("image_uri", pa.string()), *SOURCE_FIELDS])
+
+
+def heatmap_values(entry: dict) -> np.ndarray:
+    """A heatmaps (or scale_heatmaps) entry of a labels row back as its (height, width)
+    array: the inverse of the row-major ``values`` list written here."""
+    return np.asarray(entry["values"], np.float32).reshape(entry["height"], entry["width"])
 
 
 def file_name(uri: str) -> str:
