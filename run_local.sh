@@ -25,8 +25,8 @@ fi
 output="output/$(date +%Y%m%d-%H%M%S)"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 # Two bundles at a time in threads: decoding and box-making (Python) overlap the model
-# (TensorFlow, which releases the GIL); the fastest local setting measured
-# (benchmarks/README.md).
+# (TensorFlow, which releases the GIL; each call then gets half the cores); the fastest
+# local setting measured (benchmarks/README.md).
 .venv/bin/python -m pipeline "${inputs[@]}" --output "$output" --runner FnApiRunner \
   --direct_num_workers=2 --direct_running_mode=multi_threading "$@"
 ls -l "$output"

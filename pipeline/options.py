@@ -3,9 +3,10 @@ their validation into a LabelConfig, before any work."""
 from __future__ import annotations
 
 import difflib
+import os
 
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from transforms.backbones import (WeightsUnavailableError, backbone_names, get_backbone,
                                   sha256_file)
@@ -89,8 +90,9 @@ class LabelOptions(PipelineOptions):
         _add(group, "weights", default="imagenet",
              help="'imagenet' (the model's published weights) or a Keras weights file on any "
                   "Beam filesystem (default: %(default)s)")
-        _add(group, "batch-size", type=int, default=8,
-             help="images per model call (default: %(default)s)")
+        _add(group, "batch-size", type=int, default=0,
+             help="images per model call; 0: each worker chooses, 1 on CPUs (as fast there, "
+                  "with far less memory) and 8 on GPUs (default: %(default)s)")
         _add(group, "max-image-pixels", type=int, default=DEFAULT_MAX_PIXELS,
              help="images with more pixels are refused as decompression bombs; 0 = no limit "
                   "(default: %(default)s, Pillow's)")
@@ -102,8 +104,10 @@ class LabelOptions(PipelineOptions):
         _add(group, "xla", action="store_true",
              help="compile the model with XLA (once per input shape)")
         _add(group, "tf-threads", type=int, default=0,
-             help="TensorFlow intra-op threads per worker process; 0: all cores. With several "
-                  "SDK processes per machine, cores / processes (default: %(default)s)")
+             help="TensorFlow intra-op threads per worker process; 0: on the local runners "
+                  "with --direct_num_workers N (threads or processes), cores / N, else all "
+                  "cores. With several SDK processes per machine, give cores / processes "
+                  "(default: %(default)s)")
         _add(group, "progress-every", type=int, default=1000,
              help="log a progress line every N images per worker")
 
@@ -136,7 +140,7 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
     _choice("--model", opts.model, backbone_names())
     _choice("--fusion", opts.fusion, FUSIONS)
     _choice("--map-mode", opts.map_mode, MAP_MODES)
-    for name, value, low in (("--top-k", opts.top_k, 1), ("--batch-size", opts.batch_size, 1),
+    for name, value, low in (("--top-k", opts.top_k, 1), ("--batch-size", opts.batch_size, 0),
                              ("--window-stride", opts.window_stride, 1),
                              ("--progress-every", opts.progress_every, 1),
                              ("--tf-threads", opts.tf_threads, 0),
@@ -174,8 +178,23 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         min_box_area=opts.min_box_area, keep_scale_maps=opts.keep_scale_maps,
         batch_size=opts.batch_size,
         max_pixels=opts.max_image_pixels or None, mixed_precision=opts.mixed_precision,
-        xla=opts.xla, intra_op_threads=opts.tf_threads)
+        xla=opts.xla, intra_op_threads=opts.tf_threads or local_tf_threads(options))
     return config, checksum
+
+
+def local_tf_threads(options: PipelineOptions) -> int:
+    """TensorFlow threads per model call when the job runs on this machine with several
+    bundles at once (--direct_num_workers N in multi_threading or multi_processing mode):
+    the cores shared among them, as N calls each using every core oversubscribe the CPU
+    (benchmarks/README.md, (a)). 0 (TensorFlow's default, all cores) otherwise."""
+    direct = options.view_as(DirectOptions)
+    runner = (options.view_as(StandardOptions).runner or "DirectRunner").lower()
+    local = runner.removesuffix("runner") in ("direct", "fnapi")
+    if not local or direct.direct_running_mode == "in_memory":  # one bundle at a time
+        return 0
+    cores = os.cpu_count() or 1
+    bundles = direct.direct_num_workers or cores  # Beam reads 0 as one per core
+    return max(1, cores // bundles) if bundles > 1 else 0
 
 
 def _choice(flag: str, value: str, choices) -> None:

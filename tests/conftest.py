@@ -87,3 +87,17 @@ def worker_pool(weights_cache):
     yield f"localhost:{port}"
     pool.terminate()
     pool.wait(10)
+
+
+class CountingMapper:
+    """A ResponseMapper that records how many images each network call gets."""
+
+    def __init__(self, mapper):
+        self._mapper, self.calls = mapper, []
+
+    def __getattr__(self, name):
+        return getattr(self._mapper, name)
+
+    def class_maps(self, images, *args):
+        self.calls.append(len(images))
+        return self._mapper.class_maps(images, *args)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import apache_beam as beam
 import pyarrow.parquet as pq
-from apache_beam.options.pipeline_options import (GoogleCloudOptions, PipelineOptions,
-                                                  WorkerOptions)
+from apache_beam.options.pipeline_options import (DebugOptions, GoogleCloudOptions,
+                                                  PipelineOptions, WorkerOptions)
 from packaging.requirements import Requirement
 
 from pipeline.options import LabelOptions, label_config, unknown_flags
@@ -50,6 +50,17 @@ def test_dataflow_options_parse_and_reach_our_options(weights_cache):
     assert options.view_as(LabelOptions).large_model
     config, _ = label_config(options)
     assert config.synsets[0].wnid == "n02084071"
+
+
+def test_dataflow_cpu_worker_flags_parse(weights_cache):
+    options = _options("--runner", "DataflowRunner", "--project", "my-project",
+                       "--machine_type", "n2-standard-8",
+                       "--experiments=no_use_multiple_sdk_containers",
+                       "--number_of_worker_harness_threads=8", "--tf-threads", "1")
+    assert unknown_flags(options) == []
+    assert options.view_as(DebugOptions).number_of_worker_harness_threads == 8
+    assert "no_use_multiple_sdk_containers" in options.view_as(DebugOptions).experiments
+    assert label_config(options)[0].intra_op_threads == 1
 
 
 def test_the_pipeline_translates_to_the_portable_runner_api(weights_cache, tmp_path):

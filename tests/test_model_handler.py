@@ -2,13 +2,13 @@
 import pytest
 import tensorflow as tf
 
-from transforms import beam_inference
+from transforms import beam_inference, fcn
 from transforms.beam_inference import FcnModelHandler
 from transforms.config import LabelConfig
 from transforms.multiscale import scale_image
 from transforms.scales import parse_scales
 
-from conftest import load_photo
+from conftest import CountingMapper, load_photo
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,29 @@ def test_an_image_that_never_fits_fails_its_batch(batch, lite0_mapper, monkeypat
     handler = FcnModelHandler(LabelConfig(scales=scales))
     with pytest.raises(tf.errors.ResourceExhaustedError):
         handler.run_inference(images[:2], lite0_mapper)
+
+
+@pytest.mark.parametrize("gpus, expected", [([], fcn.CPU_BATCH_SIZE),
+                                            (["GPU:0"], fcn.GPU_BATCH_SIZE)])
+def test_the_worker_chooses_the_batch_size_by_device(monkeypatch, gpus, expected):
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: gpus if kind == "GPU" else [])
+    assert fcn.default_batch_size() == expected
+
+
+@pytest.mark.parametrize("batch_size, calls", [(0, [1, 1, 1]), (2, [2, 1]), (8, [3])])
+def test_network_calls_take_at_most_batch_size_images(lite0_mapper, batch_size, calls):
+    scales = parse_scales("64x96")  # one shape for all three photos
+    images = [scale_image(load_photo(name), load_photo(name).shape[:2], scales, 32)
+              for name in ("dog.jpg", "chelsea.png", "eagle.jpg")]
+    handler = FcnModelHandler(LabelConfig(scales=scales, top_k=2, batch_size=batch_size))
+    counting = CountingMapper(lite0_mapper)
+    assert len(handler.run_inference(images, counting)) == 3
+    if tf.config.list_physical_devices("GPU") and batch_size == 0:
+        calls = [3]
+    assert counting.calls == calls
+    # RunInference's batches: as asked, or a GPU's worth when each worker chooses.
+    assert handler.batch_elements_kwargs()["max_batch_size"] == (batch_size or fcn.GPU_BATCH_SIZE)
 
 
 def test_tf_threads_are_set_before_the_runtime_starts():

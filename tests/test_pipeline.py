@@ -2,6 +2,7 @@
 explicitly so nothing waits on the Prism download) and the portable runner with workers
 in separate processes."""
 import json
+import os
 
 import pyarrow.parquet as pq
 import pytest
@@ -106,6 +107,7 @@ IN, OUT = "<photos>", "<out>"
     ([IN, OUT, "--fusion", "median"], "--fusion 'median': choose one of mean, geomean, max"),
     ([IN, OUT, "--synset", "dog"], "unknown option --synset; did you mean --synsets"),
     ([IN, OUT, "--top-k", "0"], "--top-k must be at least 1"),
+    ([IN, OUT, "--batch-size", "-1"], "--batch-size must be at least 0"),
     (["--input", "/nonexistent/*.jpg", OUT], "--input /nonexistent/\\*.jpg matches no file"),
 ])
 def test_configuration_mistakes_fail_before_any_work(tmp_path, capsys, argv, message):
@@ -170,3 +172,23 @@ def test_a_failing_inference_batch_becomes_error_rows(photos, tmp_path, weights_
     assert failed["eagle.jpg"]["error_type"] == "MemoryError"
     assert failed["eagle.jpg"]["message"] == "MemoryError('simulated out of memory')"
     assert sorted(failed) == ["eagle.jpg", "notes.jpg", "truncated.jpg"]
+
+
+@pytest.mark.parametrize("argv, threads", [
+    (["--runner", "FnApiRunner", "--direct_num_workers=2", "--direct_running_mode=multi_threading"], 4),
+    (["--direct_num_workers=3", "--direct_running_mode=multi_processing"], 2),
+    (["--direct_num_workers=0", "--direct_running_mode=multi_threading"], 1),
+    (["--runner", "FnApiRunner", "--direct_num_workers=2"], 0),  # in_memory: one bundle at a time
+    (["--runner", "FnApiRunner"], 0),
+    (["--runner", "DataflowRunner", "--direct_num_workers=2", "--direct_running_mode=multi_threading"], 0),
+    (["--runner", "FnApiRunner", "--direct_num_workers=2", "--direct_running_mode=multi_threading",
+      "--tf-threads", "3"], 3),
+])
+def test_tf_threads_share_the_cores_among_local_bundles(monkeypatch, argv, threads):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.options import label_config
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    options = PipelineOptions(["--input", str(DATA / "dog.jpg"), "--output", "unused", *argv])
+    assert label_config(options)[0].intra_op_threads == threads

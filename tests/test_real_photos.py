@@ -11,7 +11,7 @@ from transforms.multiscale import resize_image, scale_image, synset_heatmaps, sy
 from transforms.scales import parse_scales
 from transforms.synsets import class_wnids, resolve_synset
 
-from conftest import load_photo
+from conftest import CountingMapper, load_photo
 
 DOG_BOX = (132, 220, 310, 542)
 BICYCLE_BOX = (125, 140, 567, 420)
@@ -106,6 +106,19 @@ def test_a_batch_of_mixed_sizes_equals_single_images(lite0_mapper):
         assert together.grid == alone.grid
         np.testing.assert_allclose(together.fused, alone.fused, atol=1e-4)
         np.testing.assert_allclose(together.class_scores, alone.class_scores, atol=1e-5)
+
+
+def test_images_per_call_bounds_each_network_call_and_not_the_maps(lite0_mapper):
+    scales = parse_scales("200x320")  # one shape: every image in one group
+    photos = [load_photo("dog.jpg"), load_photo("chelsea.png"), load_photo("eagle.jpg")]
+    scaled = [scale_image(p, p.shape[:2], scales, 32) for p in photos]
+    whole, chunked = CountingMapper(lite0_mapper), CountingMapper(lite0_mapper)
+    together = synset_heatmaps_batch(whole, scaled, scales, top_k=2)
+    in_pairs = synset_heatmaps_batch(chunked, scaled, scales, top_k=2, images_per_call=2)
+    assert (whole.calls, chunked.calls) == ([3], [2, 1])
+    for a, b in zip(together, in_pairs):
+        assert a.synsets == b.synsets
+        np.testing.assert_allclose(a.fused, b.fused, atol=1e-4)
 
 
 def test_top_k_mode_maps_each_images_best_classes(lite0_mapper):

@@ -13,6 +13,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from transforms.beam_read import ERRORS
 from transforms.config import METRICS_NAMESPACE, LabelConfig
+from transforms.fcn import GPU_BATCH_SIZE, ResponseMapper, default_batch_size
 from transforms.multiscale import ScaledImage, SynsetHeatmaps, synset_heatmaps_batch
 from transforms.records import error_record, error_row, label_row
 
@@ -50,17 +51,20 @@ def local_weights(weights: str) -> str:
 
 class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
     """RunInference handler: one ResponseMapper per worker process (or one per machine
-    with ``large_model``), batches of ScaledImages → their fused synset heatmaps."""
+    with ``large_model``), batches of ScaledImages → their fused synset heatmaps.
+
+    ``config.batch_size`` images go through the network per call; 0 lets each worker
+    choose (``fcn.default_batch_size``: batches on a GPU, single images on a CPU).
+    """
 
     def __init__(self, config: LabelConfig, *, large_model: bool = False):
-        super().__init__(min_batch_size=1, max_batch_size=config.batch_size,
+        super().__init__(min_batch_size=1, max_batch_size=config.batch_size or GPU_BATCH_SIZE,
                          large_model=large_model)
         self._config = config
+        self._images_per_call: int | None = None  # known on the worker, at the first batch
         self._oom_splits = Metrics.counter(METRICS_NAMESPACE, "oom_batch_splits")
 
     def load_model(self):
-        from transforms.fcn import ResponseMapper
-
         config = self._config
         configure_tensorflow(config.intra_op_threads)
         log.info("loading %s (%s map) with weights %s", config.model, config.map_mode, config.weights)
@@ -85,9 +89,12 @@ class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
         import tensorflow as tf
 
         config = self._config
+        if self._images_per_call is None:
+            self._images_per_call = config.batch_size or default_batch_size()
         try:
             return synset_heatmaps_batch(model, batch, config.scales, config.synsets,
-                                         config.top_k, config.fusion)
+                                         config.top_k, config.fusion,
+                                         images_per_call=self._images_per_call)
         except tf.errors.ResourceExhaustedError:
             if len(batch) == 1:
                 raise

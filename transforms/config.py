@@ -32,7 +32,7 @@ class LabelConfig:
     relative_threshold: bool = False
     min_box_area: float = 0.0
     keep_scale_maps: bool = False  # each scale's heatmaps in the labels rows, not just the fused
-    batch_size: int = 8
+    batch_size: int = 0  # images per network call; 0: the worker's choice (fcn.default_batch_size)
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     mixed_precision: bool = False
     xla: bool = False

@@ -27,6 +27,20 @@ from transforms.heatmaps import MapGrid
 MapMode = Literal["cell", "window"]
 MAP_MODES = ("cell", "window")
 
+# Images per network call when the worker chooses (--batch-size 0). On a CPU, oneDNN
+# compiles kernels for every (layer, input shape, batch size) it meets, and TensorFlow
+# keeps them (per thread): calls of one image meet few combinations, run as fast there
+# and stop memory growing with the run (benchmarks/README.md, (c)). A GPU needs batches
+# to be kept busy.
+CPU_BATCH_SIZE = 1
+GPU_BATCH_SIZE = 8
+
+
+def default_batch_size() -> int:
+    """Images per network call on this machine: GPU_BATCH_SIZE where TensorFlow sees a
+    GPU, else CPU_BATCH_SIZE."""
+    return GPU_BATCH_SIZE if tf.config.list_physical_devices("GPU") else CPU_BATCH_SIZE
+
 
 def fully_convolutional(classifier: keras.Model, backbone: Backbone, map_mode: MapMode = "cell",
                         window_stride: int = 1) -> keras.Model:

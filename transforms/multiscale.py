@@ -114,14 +114,18 @@ def check_inputs_fit(image: ScaledImage, scales: Sequence[Scale], backbone: Back
 
 
 def _class_maps_per_scale(mapper: ResponseMapper, images: Sequence[ScaledImage],
-                          scales: Sequence[Scale], bucket: int) -> list[list[np.ndarray]]:
+                          scales: Sequence[Scale], bucket: int,
+                          images_per_call: int | None) -> list[list[np.ndarray]]:
     """[image][scale] → (h, w, classes) class maps, cropped to each image's content."""
     result: list[list[np.ndarray]] = [[None] * len(scales) for _ in images]
     for s, scale in enumerate(scales):
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
         for i, image in enumerate(images):
             groups[scale.padded_size(image.inputs[s].shape[:2], bucket)].append(i)
-        for shape, members in groups.items():
+        calls = [(shape, group[start:start + (images_per_call or len(group))])
+                 for shape, group in groups.items()
+                 for start in range(0, len(group), images_per_call or len(group))]
+        for shape, members in calls:  # one network call each
             batch = np.zeros((len(members), *shape, 3), np.uint8)
             for j, i in enumerate(members):
                 h, w = images[i].inputs[s].shape[:2]
@@ -137,14 +141,17 @@ def _class_maps_per_scale(mapper: ResponseMapper, images: Sequence[ScaledImage],
 def synset_heatmaps_batch(mapper: ResponseMapper, images: Sequence[ScaledImage],
                           scales: Sequence[Scale], synsets: Sequence[Synset] | None = None,
                           top_k: int = DEFAULT_TOP_K, fusion: Fusion = DEFAULT_FUSION,
-                          bucket: int = DEFAULT_BUCKET) -> list[SynsetHeatmaps]:
+                          bucket: int = DEFAULT_BUCKET,
+                          images_per_call: int | None = None) -> list[SynsetHeatmaps]:
     """Heatmaps of ``synsets`` (or, if None, of each image's ``top_k`` classes) for a
-    batch of images at every scale, fused."""
+    batch of images at every scale, fused. Images sharing a padded shape go through the
+    network together, at most ``images_per_call`` at a time (None: all)."""
     for image in images:
         check_inputs_fit(image, scales, mapper.backbone, mapper.map_mode, mapper.window_stride)
     fixed_matrix = None if synsets is None else class_matrix(synsets, mapper.num_classes)
     results = []
-    for image, class_maps in zip(images, _class_maps_per_scale(mapper, images, scales, bucket)):
+    class_maps_per_image = _class_maps_per_scale(mapper, images, scales, bucket, images_per_call)
+    for image, class_maps in zip(images, class_maps_per_image):
         class_scores = np.mean([m.mean(axis=(0, 1)) for m in class_maps], axis=0)
         if synsets is None:
             chosen = tuple(class_synset(int(i)) for i in np.argsort(-class_scores, kind="stable")[:top_k])
