@@ -10,6 +10,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+import tensorflow as tf
 
 from transforms.beam_read import ERRORS
 from transforms.config import METRICS_NAMESPACE, LabelConfig
@@ -25,8 +26,6 @@ def configure_tensorflow(intra_op_threads: int = 0) -> None:
     model shared through large_model does not grab all memory at start); the CPU thread
     pool size (0: TensorFlow's default, all cores). Both only take effect before
     TensorFlow starts its runtime, which loading the model does."""
-    import tensorflow as tf
-
     try:
         for gpu in tf.config.list_physical_devices("GPU"):
             tf.config.experimental.set_memory_growth(gpu, True)
@@ -86,8 +85,6 @@ class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
         """Out of accelerator memory, the batch is split in halves and each tried again,
         down to single images; a single image that still does not fit fails its batch
         (RunInference's dead letters then report it)."""
-        import tensorflow as tf
-
         config = self._config
         if self._images_per_call is None:
             self._images_per_call = config.batch_size or default_batch_size()
