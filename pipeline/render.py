@@ -22,6 +22,10 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline.outputs import RUN_RECORD, SUCCESS, names_image, table_files
 from transforms.records import file_name
 
+# What the colour stands for, by the run's --heat.
+HEAT_NOTES = {"probability": "summed class probability",
+              "logit": "the synset's logit, normalised to each image's range"}
+
 INSTALL_HINT = "pip install 'fcn-weak-labels[viz]'"
 # What a picture needs from a labels row; older tables may lack scale_heatmaps.
 COLUMNS = ("image_uri", "width", "height", "boxes", "heatmaps", "top_classes", "scale_heatmaps")
@@ -206,8 +210,9 @@ def render(labels: str, out: str, limit: int | None = None, scales_of: Sequence[
     counts = record.get("counts") or {}
     note = (f"{len(entries)} images rendered from {labels}"
             + (f" (the run labelled {counts['labelled']})" if "labelled" in counts else "")
-            + f". Heat colour: {overlay.DEFAULT_COLORMAP} on a fixed 0-1 scale (summed class "
-            "probability), blended over the photo more opaquely the hotter it is. "
+            + f". Heat colour: {overlay.DEFAULT_COLORMAP} on a fixed 0-1 scale "
+            f"({HEAT_NOTES.get((record.get('config') or {}).get('heat'), 'heat')}), "
+            "blended over the photo more opaquely the hotter it is. "
             "Sort by clicking the column headers.")
     index = FileSystems.join(out, INDEX)
     _write(index, overlay.contact_sheet_html(entries, f"Weak labels: {labels}", note).encode(),

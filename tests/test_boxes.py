@@ -62,3 +62,19 @@ def test_large_images_are_thresholded_on_a_raster_of_a_few_pixels_per_cell():
     assert (box.x0, box.y0, box.x1, box.y1) == pytest.approx((1500, 1000, 2250, 2000), abs=47)
     (full,) = boxes_from_heatmap(heat, grid, (4000, 3000), threshold=0.5, pixels_per_cell=None)
     assert (full.x0, full.y0, full.x1, full.y1) == pytest.approx((1500, 1000, 2250, 2000), abs=1)
+
+
+def test_boxes_can_be_scored_by_another_map_and_low_scores_dropped():
+    heat = np.zeros((40, 60), np.float32)
+    heat[5:15, 5:15] = 1.0     # the hotter blob...
+    heat[20:35, 30:55] = 0.8
+    scores = np.zeros_like(heat)
+    scores[5:15, 5:15] = 0.2   # ...is the less probable one
+    scores[20:35, 30:55] = 0.7
+    grid = _pixel_grid(heat.shape)
+    boxes = boxes_from_heatmap(heat, grid, heat.shape, threshold=0.5, scores=scores)
+    assert [(b.x0, b.y0, b.score) for b in boxes] == [(30, 20, pytest.approx(0.7)),
+                                                      (5, 5, pytest.approx(0.2))]
+    assert boxes[1].mean == pytest.approx(1.0)  # the mean is still the heat's
+    kept = boxes_from_heatmap(heat, grid, heat.shape, threshold=0.5, scores=scores, min_score=0.5)
+    assert [(b.x0, b.y0) for b in kept] == [(30, 20)]

@@ -11,8 +11,8 @@ from transforms.multiscale import resize_image
 from conftest import load_photo
 
 
-def _photos_224() -> np.ndarray:
-    return np.stack([resize_image(load_photo(name), (224, 224))
+def _photos_224(size: int = 224) -> np.ndarray:
+    return np.stack([resize_image(load_photo(name), (size, size))
                      for name in ("dog.jpg", "chelsea.png", "eagle.jpg")])
 
 
@@ -36,7 +36,7 @@ def _image_dependent_head(classifier, backbone, images, seed=0):
 def _random_classifier(name):
     backbone = get_backbone(name)
     classifier = load_classifier(name, weights=None)
-    _image_dependent_head(classifier, backbone, _photos_224())
+    _image_dependent_head(classifier, backbone, _photos_224(backbone.input_size))
     return backbone, classifier
 
 
@@ -55,11 +55,13 @@ def float64():
         yield
 
 
-@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet50"])
-def test_window_mode_at_224_equals_the_classifier(name, float64):
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1",
+                                  "efficientnet_lite2", "resnet50"])
+def test_window_mode_at_the_training_size_equals_the_classifier(name, float64):
+    """At 224² (Lite1: 240², Lite2: 260²) the window map is one cell: the classifier."""
     backbone, classifier = _random_classifier(name)
     mapper = ResponseMapper(backbone, fully_convolutional(classifier, backbone, "window"), "window")
-    images = _photos_224()
+    images = _photos_224(backbone.input_size)
     expected = classifier(backbone.preprocess(images.astype("f8")), training=False).numpy()
     assert expected.max() > 0.05  # not a near-uniform softmax (1/1000)
     assert np.abs(expected[0] - expected[1]).max() > 1e-3  # and it depends on the image

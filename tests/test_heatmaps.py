@@ -78,3 +78,31 @@ def test_fuse_rejects_unknown_methods_and_negative_geomean():
         fuse([np.ones((2, 2))], "median")
     with pytest.raises(ValueError, match="non-negative"):
         fuse([-np.ones((2, 2))], "geomean")
+
+
+def test_synset_logits_are_the_log_sum_exp_of_their_classes_without_overflow():
+    from scipy.special import logsumexp
+
+    from transforms.heatmaps import synset_logits
+    from transforms.synsets import class_matrix, resolve_class_indices
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 5, (3, 4, 1000)).astype(np.float32)
+    logits[0, 0, 7] = 400.0    # exp would overflow float32 and float64
+    logits[1, 1, :] = -300.0   # and underflow
+    synsets = [resolve_class_indices([7, 8, 9]), resolve_class_indices([500])]
+    out = synset_logits(logits, class_matrix(synsets))
+    expected = np.stack([logsumexp(logits[..., [7, 8, 9]].astype(np.float64), axis=-1),
+                         logits[..., 500]], axis=-1)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-4)
+
+
+def test_min_max_normalized_rescales_each_map_and_leaves_flat_maps_at_zero():
+    from transforms.heatmaps import min_max_normalized
+
+    maps = np.stack([np.arange(12.0).reshape(3, 4) - 5, np.full((3, 4), 2.0)], axis=-1)
+    out = min_max_normalized(maps)
+    np.testing.assert_allclose(out[..., 0], np.arange(12.0).reshape(3, 4) / 11)
+    assert (out[..., 1] == 0).all()
+    np.testing.assert_allclose(min_max_normalized(maps[..., 0]), out[..., 0])

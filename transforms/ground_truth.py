@@ -7,9 +7,9 @@ column), so x0 = xmin - 1, x1 = xmax; COCO's [x, y, width, height] and the simpl
 are 0-based already. Objects marked ``difficult`` in VOC are left out, as VOC's own
 evaluation does.
 
-Dataset class names become synsets through a mapping {class name: synset spec} (a wnid
-or a WordNet name, as ``--synsets`` takes them); classes the mapping does not name are
-counted and left out. Without a mapping, class names are read as synset specs.
+Dataset class names become synsets through a vocabulary {class name: synset} (see
+``transforms.vocabularies``: ``voc`` is built in); classes it does not name are counted
+and left out. Without one, class names are read as synset specs.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class GroundTruthSet:
     unmapped: Counter  # class name → objects left out because no synset was mapped
 
 
-def read_ground_truth(path: str | Path, classes: Mapping[str, str] | None = None,
+def read_ground_truth(path: str | Path, classes: Mapping[str, Synset] | None = None,
                       fmt: str = "auto") -> GroundTruthSet:
     """Pairs from ``path``: a folder of VOC XML files, one VOC XML file, a COCO JSON file
     or a simple JSON list of {"image", "synset", "boxes": [[x0, y0, x1, y1], …]}."""
@@ -126,22 +126,16 @@ def _simple_objects(path: Path) -> Iterable[Object]:
                                f"[[x0, y0, x1, y1], …] (bad {e})") from None
 
 
-def _synset_lookup(classes: Mapping[str, str] | None):
+def _synset_lookup(classes: Mapping[str, Synset] | None):
     """class name → Synset or None (not mapped)."""
-    try:
-        mapped = None if classes is None else {
-            name: parse_synset_spec(spec) for name, spec in classes.items()}
-    except SynsetError as e:
-        raise GroundTruthError(f"class mapping: {e}") from None
-
     def lookup(name: str) -> Synset | None:
-        if mapped is not None:
-            return mapped.get(name)
+        if classes is not None:
+            return classes.get(name)
         try:
             return parse_synset_spec(name)
         except SynsetError as e:
             raise GroundTruthError(f"class {name!r} is not a synset ({e}); give a class "
-                                   "mapping file") from None
+                                   "mapping (--classes)") from None
     return lookup
 
 

@@ -1,6 +1,22 @@
-"""Heatmap geometry, bilinear resampling between grids, and fusion across scales.
+"""Synset heat from class maps, heatmap geometry, bilinear resampling between grids, and
+fusion across scales.
 
 Plain numpy/scipy: nothing here knows about TensorFlow or Beam.
+
+Kinds of heat per map cell, from the classifier's class logits there:
+
+- ``probability``: the synset's probability, its classes' softmax probabilities summed.
+  Bounded by 1 and comparable across images, but flat wherever the classifier is sure:
+  a confidently recognised object and its surroundings are one plateau of ≈1.
+- ``logit``: the synset's logit, log Σ exp(logit) over its classes: the classifier's
+  evidence for the synset in that cell, before the softmax weighs it against the other
+  classes (class activation maps are logits too). It keeps its shape where the
+  probability saturates, but peaks on the most telling part (a dog's face). Unbounded:
+  after fusion each map is min-max normalised over its image, so 0 is the image's least
+  and 1 its most synset-like cell.
+- ``blend``: the mean of the two, the logit heat normalised first, normalised again:
+  the logit's shape where the classifier hesitates, the probability's extent where it
+  is sure. On PASCAL VOC photos its boxes beat either alone (benchmarks/README.md).
 
 Coordinates are continuous pixel coordinates: pixel k spans [k, k + 1), its centre is
 k + 0.5. A response map's cells are points on a regular grid in those coordinates;
@@ -17,8 +33,39 @@ from scipy import interpolate
 
 Fusion = Literal["mean", "geomean", "max"]
 FUSIONS = ("mean", "geomean", "max")
-# Chosen on the labelled set and the test photos (README, "Defaults").
+Heat = Literal["blend", "logit", "probability"]
+HEATS = ("blend", "logit", "probability")
+# Chosen on PASCAL VOC photos (benchmarks/README.md, "Localization").
 DEFAULT_FUSION: Fusion = "mean"
+DEFAULT_HEAT: Heat = "blend"
+
+
+def synset_logits(logits: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """(..., classes) logits and a (classes, S) 0/1 class matrix → (..., S) each synset's
+    logit, log Σ exp(logit) over its classes (log-sum-exp, computed relative to each
+    cell's largest logit so nothing overflows)."""
+    top = logits.max(axis=-1, keepdims=True).astype(np.float64)
+    summed = np.exp(logits - top) @ matrix.astype(np.float64)
+    return (top + np.log(np.maximum(summed, np.finfo(np.float64).tiny))).astype(np.float32)
+
+
+def finished_heat(heat: Heat, maps: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """The heat written out and thresholded, from (h, w, S) ``maps`` of that kind (synset
+    logits for logit and blend heat, fused over scales or not) and the synset
+    probabilities on the same cells."""
+    if heat == "probability":
+        return maps
+    if heat == "logit":
+        return min_max_normalized(maps)
+    return min_max_normalized((min_max_normalized(maps) + probabilities) / 2)
+
+
+def min_max_normalized(maps: np.ndarray) -> np.ndarray:
+    """An (h, w) map, or each of (h, w, S) maps, rescaled to [0, 1] over its cells; a
+    flat map is all 0 (no threshold separates anything in it)."""
+    low = maps.min(axis=(0, 1), keepdims=True)
+    span = maps.max(axis=(0, 1), keepdims=True) - low
+    return np.divide(maps - low, span, out=np.zeros_like(maps), where=span > 0).astype(np.float32)
 
 
 @dataclass(frozen=True)

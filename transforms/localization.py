@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from transforms.boxes import PIXELS_PER_CELL, Box, raster_boxes, upsample
-from transforms.heatmaps import MapGrid
+from transforms.heatmaps import MapGrid, min_max_normalized
 
 IOU_THRESHOLDS = (0.3, 0.5, 0.7)
 CORLOC_IOU = 0.5
@@ -57,14 +57,6 @@ def best_iou(boxes: np.ndarray, truth: np.ndarray) -> float:
 
 def box_coords(boxes: Sequence[Box]) -> np.ndarray:
     return np.array([(b.x0, b.y0, b.x1, b.y1) for b in boxes], np.float64).reshape(-1, 4)
-
-
-def min_max_normalized(heatmap: np.ndarray) -> np.ndarray:
-    """Heat rescaled to [0, 1]; a flat map is all 0 (no threshold separates anything)."""
-    low, high = float(heatmap.min()), float(heatmap.max())
-    if high <= low:
-        return np.zeros_like(heatmap, np.float32)
-    return ((heatmap - low) / (high - low)).astype(np.float32)
 
 
 def threshold_sweep(heatmap: np.ndarray, grid: MapGrid, image_size: tuple[int, int],

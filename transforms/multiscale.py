@@ -2,21 +2,24 @@
 
 Works on batches: for each scale, images whose inputs share a (padded) shape go through
 the network in one call. Full class maps stay inside this module: what leaves it is one
-map per requested synset (or per top class) and a score per class.
+heat map and one probability map per requested synset (or per top class) and a score
+per class.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
+from scipy import special
 
-from transforms.boxes import Box, boxes_from_heatmap
+from transforms.boxes import DEFAULT_THRESHOLD, Box, boxes_from_heatmap
 from transforms.backbones import Backbone
 from transforms.fcn import ResponseMapper, map_size
-from transforms.heatmaps import DEFAULT_FUSION, Fusion, MapGrid, fuse, resample
+from transforms.heatmaps import (DEFAULT_FUSION, DEFAULT_HEAT, Fusion, Heat, MapGrid,
+                                 finished_heat, fuse, resample, synset_logits)
 from transforms.scales import DEFAULT_SCALES, Scale
 from transforms.synsets import Synset, class_matrix, class_synset
 
@@ -37,13 +40,15 @@ class ScaledImage:
 
 @dataclass(frozen=True)
 class ScaleMaps:
-    """The synset maps of one scale: ``maps`` is (h, w, S) on ``grid``, which is in the
-    original image's pixel coordinates."""
+    """The synset maps of one scale on ``grid``, which is in the original image's pixel
+    coordinates: ``heat`` (h, w, S) of the kind asked for (probabilities, or logits for
+    logit and blend heat, not yet normalised) and ``probabilities`` (h, w, S)."""
 
     scale: Scale
     input_size: tuple[int, int]
     grid: MapGrid
-    maps: np.ndarray
+    heat: np.ndarray
+    probabilities: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -51,10 +56,13 @@ class SynsetHeatmaps:
     """Per-scale and fused synset heatmaps of one image.
 
     ``fused`` is (h, w, S), one channel per synset in ``synsets`` order, on ``grid``
-    (uniform over the image, as fine as the finest scale's map); ``on_grid`` is
-    (scales, h, w, S): each scale's maps resampled to ``grid``, what was fused.
-    ``class_scores`` holds every class's probability averaged over the cells, then over
-    the scales.
+    (uniform over the image, as fine as the finest scale's map): the ``heat`` asked for,
+    fused over the scales and finished (``transforms.heatmaps.finished_heat``: logit and
+    blend heat normalised to 0–1 per synset). ``on_grid`` is (scales, h, w, S): each
+    scale's heat resampled to ``grid`` and finished alike, what was fused.
+    ``probability`` (h, w, S) is each synset's probability per cell, fused alike: what
+    box scores are. ``class_scores`` holds every class's probability averaged over the
+    cells, then over the scales.
     """
 
     synsets: tuple[Synset, ...]
@@ -63,11 +71,18 @@ class SynsetHeatmaps:
     grid: MapGrid
     on_grid: np.ndarray
     fused: np.ndarray
+    probability: np.ndarray
     class_scores: np.ndarray
 
-    def boxes(self, **kwargs) -> dict[str, list[Box]]:
-        """Boxes per synset wnid; keyword arguments as ``boxes_from_heatmap``."""
-        return {s.wnid: boxes_from_heatmap(self.fused[..., i], self.grid, self.image_size, **kwargs)
+    def boxes(self, threshold: float = DEFAULT_THRESHOLD,
+              thresholds: Mapping[str, float] | None = None, **kwargs) -> dict[str, list[Box]]:
+        """Boxes per synset wnid, scored by the synset's peak probability in each box's
+        component. A synset's threshold is ``thresholds[wnid]`` if given there, else
+        ``threshold``; other keyword arguments as ``boxes_from_heatmap``."""
+        thresholds = thresholds or {}
+        return {s.wnid: boxes_from_heatmap(self.fused[..., i], self.grid, self.image_size,
+                                           thresholds.get(s.wnid, threshold),
+                                           scores=self.probability[..., i], **kwargs)
                 for i, s in enumerate(self.synsets)}
 
     def top_classes(self, k: int) -> list[tuple[int, float]]:
@@ -113,10 +128,10 @@ def check_inputs_fit(image: ScaledImage, scales: Sequence[Scale], backbone: Back
                              f"too small for a {map_mode} map of {backbone.name}")
 
 
-def _class_maps_per_scale(mapper: ResponseMapper, images: Sequence[ScaledImage],
-                          scales: Sequence[Scale], bucket: int,
-                          images_per_call: int | None) -> list[list[np.ndarray]]:
-    """[image][scale] → (h, w, classes) class maps, cropped to each image's content."""
+def _class_logits_per_scale(mapper: ResponseMapper, images: Sequence[ScaledImage],
+                            scales: Sequence[Scale], bucket: int,
+                            images_per_call: int | None) -> list[list[np.ndarray]]:
+    """[image][scale] → (h, w, classes) class logits, cropped to each image's content."""
     result: list[list[np.ndarray]] = [[None] * len(scales) for _ in images]
     for s, scale in enumerate(scales):
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
@@ -131,18 +146,18 @@ def _class_maps_per_scale(mapper: ResponseMapper, images: Sequence[ScaledImage],
                 h, w = images[i].inputs[s].shape[:2]
                 batch[j, :h, :w] = images[i].inputs[s]
             sizes = np.array([images[i].inputs[s].shape[:2] for i in members], np.int32)
-            maps = mapper.class_maps(batch, sizes)
+            logits = mapper.class_logits(batch, sizes)
             for j, i in enumerate(members):
                 h, w = mapper.map_size(tuple(sizes[j]))
-                result[i][s] = maps[j, :h, :w]
+                result[i][s] = logits[j, :h, :w]
     return result
 
 
 def synset_heatmaps_batch(mapper: ResponseMapper, images: Sequence[ScaledImage],
                           scales: Sequence[Scale], synsets: Sequence[Synset] | None = None,
                           top_k: int = DEFAULT_TOP_K, fusion: Fusion = DEFAULT_FUSION,
-                          bucket: int = DEFAULT_BUCKET,
-                          images_per_call: int | None = None) -> list[SynsetHeatmaps]:
+                          bucket: int = DEFAULT_BUCKET, images_per_call: int | None = None,
+                          heat: Heat = DEFAULT_HEAT) -> list[SynsetHeatmaps]:
     """Heatmaps of ``synsets`` (or, if None, of each image's ``top_k`` classes) for a
     batch of images at every scale, fused. Images sharing a padded shape go through the
     network together, at most ``images_per_call`` at a time (None: all)."""
@@ -150,39 +165,48 @@ def synset_heatmaps_batch(mapper: ResponseMapper, images: Sequence[ScaledImage],
         check_inputs_fit(image, scales, mapper.backbone, mapper.map_mode, mapper.window_stride)
     fixed_matrix = None if synsets is None else class_matrix(synsets, mapper.num_classes)
     results = []
-    class_maps_per_image = _class_maps_per_scale(mapper, images, scales, bucket, images_per_call)
-    for image, class_maps in zip(images, class_maps_per_image):
-        class_scores = np.mean([m.mean(axis=(0, 1)) for m in class_maps], axis=0)
+    logits_per_image = _class_logits_per_scale(mapper, images, scales, bucket, images_per_call)
+    for image, class_logits in zip(images, logits_per_image):
+        class_probabilities = [special.softmax(logits, axis=-1) for logits in class_logits]
+        class_scores = np.mean([p.mean(axis=(0, 1)) for p in class_probabilities], axis=0)
         if synsets is None:
             chosen = tuple(class_synset(int(i)) for i in np.argsort(-class_scores, kind="stable")[:top_k])
             matrix = class_matrix(chosen, mapper.num_classes)
         else:
             chosen, matrix = tuple(synsets), fixed_matrix
         per_scale = []
-        for scale, pixels, maps in zip(scales, image.inputs, class_maps):
+        for scale, pixels, logits, probabilities in zip(scales, image.inputs, class_logits,
+                                                        class_probabilities):
             input_size = pixels.shape[:2]
-            grid = mapper.grid(maps.shape[:2]).scaled(image.image_size[0] / input_size[0],
-                                                      image.image_size[1] / input_size[1])
-            per_scale.append(ScaleMaps(scale, input_size, grid, maps @ matrix))
-        grid, on_grid = common_grid(per_scale, image.image_size)
+            grid = mapper.grid(logits.shape[:2]).scaled(image.image_size[0] / input_size[0],
+                                                        image.image_size[1] / input_size[1])
+            synset_probabilities = probabilities @ matrix
+            synset_heat = synset_probabilities if heat == "probability" else synset_logits(logits, matrix)
+            per_scale.append(ScaleMaps(scale, input_size, grid, synset_heat, synset_probabilities))
+        grid, on_grid = common_grid([(s.heat, s.grid) for s in per_scale], image.image_size)
+        _, probability_on_grid = common_grid([(s.probabilities, s.grid) for s in per_scale],
+                                             image.image_size)
+        probability = fuse(probability_on_grid, fusion)
+        fused = finished_heat(heat, fuse(on_grid, fusion), probability)
+        on_grid = np.stack([finished_heat(heat, m, p) for m, p in zip(on_grid, probability_on_grid)])
         results.append(SynsetHeatmaps(chosen, image.image_size, tuple(per_scale), grid, on_grid,
-                                      fuse(on_grid, fusion), class_scores))
+                                      fused, probability, class_scores))
     return results
 
 
-def common_grid(per_scale: Sequence[ScaleMaps],
+def common_grid(maps: Sequence[tuple[np.ndarray, MapGrid]],
                 image_size: tuple[int, int]) -> tuple[MapGrid, np.ndarray]:
-    """One uniform grid over the image, as fine as the finest scale's map, and every
-    scale's maps resampled to it: (scales, h, w, S)."""
-    finest = max(per_scale, key=lambda s: s.grid.height * s.grid.width)
-    grid = MapGrid.uniform(finest.grid.height, finest.grid.width, image_size)
-    return grid, np.stack([resample(s.maps, s.grid, grid) for s in per_scale])
+    """One uniform grid over the image, as fine as the finest of the (values, grid) maps,
+    and every map resampled to it: (maps, h, w, S)."""
+    finest = max((grid for _, grid in maps), key=lambda g: g.height * g.width)
+    grid = MapGrid.uniform(finest.height, finest.width, image_size)
+    return grid, np.stack([resample(values, source, grid) for values, source in maps])
 
 
 def synset_heatmaps(mapper: ResponseMapper, image: np.ndarray, synsets: Sequence[Synset] | None,
                     scales: Sequence[Scale] = DEFAULT_SCALES, fusion: Fusion = DEFAULT_FUSION,
-                    top_k: int = DEFAULT_TOP_K) -> SynsetHeatmaps:
+                    top_k: int = DEFAULT_TOP_K, heat: Heat = DEFAULT_HEAT) -> SynsetHeatmaps:
     """Heatmaps of ``synsets`` (None: the top_k classes) in one (H, W, 3) uint8 RGB
     image at ``scales``, fused."""
     scaled = scale_image(image, image.shape[:2], scales, mapper.backbone.stride)
-    return synset_heatmaps_batch(mapper, [scaled], scales, synsets, top_k, fusion)[0]
+    return synset_heatmaps_batch(mapper, [scaled], scales, synsets, top_k, fusion, heat=heat)[0]

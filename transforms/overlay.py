@@ -4,10 +4,12 @@ per-scale maps beside the fused one, and an HTML contact sheet.
 numpy, Pillow and matplotlib (its perceptual colormaps) only: nothing here knows about
 Beam. ``pipeline/render.py`` reads the tables and the photos and calls these.
 
-Colour scale: heat is mapped on a FIXED [0, 1] scale (values are summed class
-probabilities), not stretched to each map's maximum, so that panels compare with each
-other and a weak map looks weak. The colour is blended over the photo with an opacity
-that grows with the heat: where the heat is ~0 the photo shows unchanged.
+Colour scale: heat is mapped on a FIXED [0, 1] scale, not stretched to each map's
+maximum. Probability heat (summed class probabilities) so compares across panels and a
+weak map looks weak; logit heat is already normalised to its image's range (every map
+spans 0 to 1), so each panel's title gives the synset's peak probability as well. The
+colour is blended over the photo with an opacity that grows with the heat: where the
+heat is ~0 the photo shows unchanged.
 """
 from __future__ import annotations
 
@@ -84,10 +86,10 @@ def heat_panels(row: dict) -> list[HeatPanel]:
     boxes = row_boxes(row)
     panels = []
     for heatmap in row.get("heatmaps") or []:
-        values = heatmap_values(heatmap)
+        peak = float(heatmap_values(heatmap, "probabilities").max(initial=0))
         panels.append(HeatPanel(
-            f"{heatmap['label']} ({heatmap['synset']}), peak {float(values.max(initial=0)):.2f}",
-            values, tuple(b for b in boxes if b.synset == heatmap["synset"])))
+            f"{heatmap['label']} ({heatmap['synset']}), peak probability {peak:.2f}",
+            heatmap_values(heatmap), tuple(b for b in boxes if b.synset == heatmap["synset"])))
     return panels
 
 

@@ -14,9 +14,12 @@ BOX = pa.struct([
     ("synset", pa.string()), ("label", pa.string()), ("score", pa.float32()),
     ("x0", pa.float32()), ("y0", pa.float32()), ("x1", pa.float32()), ("y1", pa.float32()),
 ])
+# ``values`` is the heat (see LABELS_SCHEMA's ``heat``), ``probabilities`` the synset's
+# probability per cell, on the same grid.
 HEATMAP = pa.struct([
     ("synset", pa.string()), ("label", pa.string()), ("height", pa.int32()),
     ("width", pa.int32()), ("values", pa.list_(pa.float32())),
+    ("probabilities", pa.list_(pa.float32())),
 ])
 # A synset's map at one input scale, resampled to the fused heatmap's grid (kept on request).
 SCALE_HEATMAP = pa.struct([
@@ -34,7 +37,8 @@ SOURCE_FIELDS = [
 ]
 LABELS_SCHEMA = pa.schema([
     ("image_uri", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
-    ("model", pa.string()), ("boxes", pa.list_(BOX)), ("heatmaps", pa.list_(HEATMAP)),
+    ("model", pa.string()), ("heat", pa.string()),  # what heatmap values are: logit or probability
+    ("boxes", pa.list_(BOX)), ("heatmaps", pa.list_(HEATMAP)),
     ("top_classes", pa.list_(TOP_CLASS)), ("scale_heatmaps", pa.list_(SCALE_HEATMAP)),
     *SOURCE_FIELDS,
 ])
@@ -45,10 +49,10 @@ ERRORS_SCHEMA = pa.schema([
 SKIPPED_SCHEMA = pa.schema([("image_uri", pa.string()), *SOURCE_FIELDS])
 
 
-def heatmap_values(entry: dict) -> np.ndarray:
+def heatmap_values(entry: dict, field: str = "values") -> np.ndarray:
     """A heatmaps (or scale_heatmaps) entry of a labels row back as its (height, width)
-    array: the inverse of the row-major ``values`` list written here."""
-    return np.asarray(entry["values"], np.float32).reshape(entry["height"], entry["width"])
+    array: the inverse of the row-major ``values`` (or ``probabilities``) list written here."""
+    return np.asarray(entry[field], np.float32).reshape(entry["height"], entry["width"])
 
 
 def file_name(uri: str) -> str:
@@ -71,10 +75,11 @@ class SourceFile:
                 "source_modified": self.modified, "content_sha256": self.sha256}
 
 
-def label_row(source: SourceFile, heatmaps: SynsetHeatmaps, model: str, top_k: int,
+def label_row(source: SourceFile, heatmaps: SynsetHeatmaps, model: str, heat: str, top_k: int,
               box_options: dict, keep_scale_maps: bool = False) -> dict:
-    """One labels row: boxes of every synset sorted by score, the fused heatmaps
-    (row-major), the image's top classes and, if asked for, every scale's heatmaps."""
+    """One labels row: boxes of every synset sorted by score, the fused heatmaps and
+    probability maps (row-major), the image's top classes and, if asked for, every
+    scale's heatmaps."""
     boxes = [
         {"synset": synset.wnid, "label": synset.label, "score": box.score,
          "x0": box.x0, "y0": box.y0, "x1": box.x1, "y1": box.y1}
@@ -89,10 +94,12 @@ def label_row(source: SourceFile, heatmaps: SynsetHeatmaps, model: str, top_k: i
         "width": heatmaps.image_size[1],
         "height": heatmaps.image_size[0],
         "model": model,
+        "heat": heat,
         "boxes": boxes,
         "heatmaps": [
             {"synset": synset.wnid, "label": synset.label, "height": height, "width": width,
-             "values": heatmaps.fused[..., i].ravel().tolist()}
+             "values": heatmaps.fused[..., i].ravel().tolist(),
+             "probabilities": heatmaps.probability[..., i].ravel().tolist()}
             for i, synset in enumerate(heatmaps.synsets)
         ],
         "top_classes": [
