@@ -46,8 +46,10 @@ LOCAL = ["--runner", "FnApiRunner", "--direct_num_workers=2",
          "--direct_running_mode=multi_threading"]
 
 
-def label(images: list[str] | str, output: Path, job_args: list[str]) -> dict:
-    """Run the job on a pattern or a list of image paths; its run.json."""
+def label(images: list[str] | str, output: Path, job_args: list[str],
+          synsets: str | None = "voc") -> dict:
+    """Run the job on a pattern or a list of image paths (with ``--synsets``, unless
+    None: top-k mode); its run.json."""
     if isinstance(images, str):
         inputs = ["--input", images]
     else:
@@ -55,8 +57,8 @@ def label(images: list[str] | str, output: Path, job_args: list[str]) -> dict:
         manifest = output.parent / f"{output.name}-manifest.txt"
         manifest.write_text("\n".join(images) + "\n")
         inputs = ["--manifest", str(manifest)]
-    code = run([*inputs, "--synsets", "voc", "--output", str(output), "--overwrite", *LOCAL,
-                *job_args])
+    code = run([*inputs, *(["--synsets", synsets] if synsets else []), "--output", str(output),
+                "--overwrite", *LOCAL, *job_args])
     if code:
         raise SystemExit(f"the job failed (exit {code}): {output}")
     return json.loads((output / "run.json").read_text())
@@ -163,10 +165,22 @@ def cross_validated(voc: Path, work: Path, labels: Path, job_args: list[str]) ->
     return {"corloc": 100 * hits / pairs, "pairs": pairs, "halves": per_half}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_voc_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--voc", type=Path, default=DEFAULT_VOC,
                         help="folder with JPEGImages/ and Annotations/ (default: %(default)s)")
+
+
+def is_voc_folder(voc: Path) -> bool:
+    """Whether ``voc`` has the VOC layout; if not, says so on stderr."""
+    if (voc / "JPEGImages").is_dir() and (voc / "Annotations").is_dir():
+        return True
+    print(f"no VOC folder at {voc} (JPEGImages/, Annotations/): give --voc DIR", file=sys.stderr)
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_voc_option(parser)
     parser.add_argument("--out", type=Path, default=Path("output/localization"),
                         help="where runs and metrics go (default: %(default)s)")
     parser.add_argument("--name", default="default", help="this setting's name (a subfolder)")
@@ -174,9 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also measure per-synset thresholds by 2-fold cross-validation")
     parser.add_argument("job_args", nargs="*", help="options for the job, after --")
     args = parser.parse_args(argv)
-    if not (args.voc / "JPEGImages").is_dir() or not (args.voc / "Annotations").is_dir():
-        print(f"no VOC folder at {args.voc} (JPEGImages/, Annotations/): give --voc DIR",
-              file=sys.stderr)
+    if not is_voc_folder(args.voc):
         return 2
     work = args.out / args.name
     labels = work / "labels"

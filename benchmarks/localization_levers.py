@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 from scipy import special
 
 from benchmarks.common import machine, table
-from benchmarks.localization import DEFAULT_VOC
+from benchmarks.localization import add_voc_option, is_voc_folder
 from transforms.boxes import (DEFAULT_MIN_SCORE, DEFAULT_THRESHOLD, PIXELS_PER_CELL,
                               raster_boxes, upsample)
 from transforms.calibration import SHRINKAGE, THRESHOLDS, calibrate, top_box_hits
@@ -125,12 +124,11 @@ def top_box(heat, probability, grid, size, component: str) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--voc", type=Path, default=DEFAULT_VOC)
+    add_voc_option(parser)
     parser.add_argument("--scales", default="288,576")
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
     args = parser.parse_args(argv)
-    if not (args.voc / "JPEGImages").is_dir():
-        print(f"no VOC folder at {args.voc}: give --voc DIR", file=sys.stderr)
+    if not is_voc_folder(args.voc):
         return 2
     vocabulary = load_vocabulary("voc")
     truth = read_ground_truth(args.voc / "Annotations", vocabulary)

@@ -17,10 +17,11 @@ from transforms.config import DEFAULT_MODEL, LabelConfig
 from transforms.decode import DEFAULT_MAX_PIXELS
 from transforms.fcn import MAP_MODES
 from transforms.heatmaps import DEFAULT_FUSION, DEFAULT_HEAT, FUSIONS, HEATS
-from transforms.multiscale import DEFAULT_TOP_K
+from transforms.multiscale import DEFAULT_SCORE_CELLS, DEFAULT_TOP_K
 from transforms.scales import DEFAULT_SCALES, parse_scales
 from transforms.synsets import SynsetError
-from transforms.vocabularies import parse_synset_list
+from transforms.vocabularies import (DEFAULT_TOP_K_VOCABULARY, TOP_K_VOCABULARIES,
+                                    parse_synset_list, top_k_vocabulary)
 from transforms.beam_read import DEFAULT_MANIFEST_COLUMN
 
 
@@ -67,10 +68,19 @@ class LabelOptions(PipelineOptions):
              help="comma-separated synsets: wnids (n02084071), WordNet names (dog, domestic "
                   "cat), class lists (classes:281+282) or vocabularies (voc: the PASCAL VOC "
                   "classes; a .json file {name: spec or [specs]}); default: each image's "
-                  "top-k classes")
+                  "top-k synsets of --vocabulary")
+        _add(group, "vocabulary",
+             help="without --synsets, what each image's top-k synsets are chosen from: "
+                  "concepts (basic-level words: dog, car, bottle; each ImageNet class in one), "
+                  "imagenet (the 1000 classes) or a text file of synset specs, one per line "
+                  f"(default: {DEFAULT_TOP_K_VOCABULARY})")
         _add(group, "top-k", type=int, default=DEFAULT_TOP_K,
-             help="top classes per image recorded, and mapped when --synsets is not given "
-                  "(default: %(default)s)")
+             help="synsets mapped per image when --synsets is not given, and top classes "
+                  "recorded (default: %(default)s)")
+        _add(group, "score-cells", type=float, default=DEFAULT_SCORE_CELLS,
+             help="a synset's image-level score (what top-k ranks by) is its probability "
+                  "averaged over this fraction of the cells where it is highest; 1: the "
+                  "whole image (default: %(default)s)")
         _add(group, "scales", default=",".join(map(str, DEFAULT_SCALES)),
              help="comma-separated input scales: HxW (fixed size, e.g. 200x320) or a shorter "
                   "side (aspect ratio kept, e.g. 448) (default: %(default)s)")
@@ -170,6 +180,8 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
             raise ConfigError(f"{name} must be at least {low}, got {value}")
     if not 0 <= opts.max_error_fraction <= 1:
         raise ConfigError(f"--max-error-fraction is a fraction in [0, 1], got {opts.max_error_fraction}")
+    if not 0 < opts.score_cells <= 1:
+        raise ConfigError(f"--score-cells is a fraction of the cells in (0, 1], got {opts.score_cells}")
     if not 0 <= opts.min_score < 1:
         raise ConfigError(f"--min-score is a probability in [0, 1), got {opts.min_score}")
     if not 0 <= opts.min_box_area < 1:
@@ -189,6 +201,14 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         synsets = parse_synset_list(opts.synsets) if opts.synsets else None
     except SynsetError as e:
         raise ConfigError(f"--synsets: {e}") from None
+    if synsets is not None and opts.vocabulary is not None:
+        raise ConfigError("--vocabulary chooses what each image's top-k synsets come from; "
+                          "with --synsets every image gets the synsets given: drop one of them")
+    vocabulary = opts.vocabulary or DEFAULT_TOP_K_VOCABULARY
+    try:
+        vocabulary_synsets = top_k_vocabulary(vocabulary)
+    except SynsetError as e:
+        raise ConfigError(f"--vocabulary: {e}") from None
     try:
         checksum = _weights_checksum(opts.model, opts.weights)
     except WeightsUnavailableError as e:
@@ -196,6 +216,8 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
     config = LabelConfig(
         model=opts.model, weights=opts.weights, map_mode=opts.map_mode,
         window_stride=opts.window_stride, scales=scales, synsets=synsets, top_k=opts.top_k,
+        vocabulary=vocabulary, score_cells=opts.score_cells,
+        vocabulary_synsets=() if vocabulary in TOP_K_VOCABULARIES else vocabulary_synsets,
         fusion=opts.fusion, heat=opts.heat, threshold=opts.threshold,
         relative_threshold=opts.relative_threshold,
         min_box_area=opts.min_box_area, min_score=opts.min_score,

@@ -1,11 +1,12 @@
 """The benchmark scripts' measuring code runs (their figures are in benchmarks/README.md)."""
 import json
 
-from benchmarks import localization, localization_levers
+from benchmarks import localization, localization_levers, top_k_vocabulary
 from benchmarks.large_collection import make_collection
 from benchmarks.pipeline_vs_model import model_only, stage_profile
 from transforms.config import LabelConfig
 from transforms.scales import parse_scales
+from transforms.vocabularies import concepts, load_vocabulary
 
 from conftest import DATA
 
@@ -45,6 +46,31 @@ def test_localization_benchmark_scores_the_job_and_its_calibration(tmp_path, wei
 def test_localization_benchmark_says_why_without_a_voc_folder(tmp_path, capsys):
     assert localization.main(["--voc", str(tmp_path / "missing")]) == 2
     assert "no VOC folder at" in capsys.readouterr().err
+
+
+def test_top_k_vocabulary_benchmark_finds_voc_classes_among_each_images_synsets(
+        tmp_path, weights_cache, capsys):
+    out = tmp_path / "top_k"
+    assert top_k_vocabulary.main(["--voc", str(LABELLED), "--out", str(out), "--top-k", "3",
+                                  "--", "--scales", "224"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["settings"]) == [name for name, _ in top_k_vocabulary.SETTINGS]
+    for result in summary["settings"].values():
+        assert result["pairs"] == 7 and result["corloc_all"] <= result["found"] <= 1
+    # The bus photo's "bus" (three classes) is among its top synsets either way.
+    assert summary["by_class"]["concepts"]["bus"]["found"] == 1.0
+    assert summary["by_class"]["ImageNet classes"]["bus"]["found"] == 1.0
+    assert "| concepts | 7 |" in capsys.readouterr().out
+
+
+def test_a_synset_stands_for_a_voc_class_when_half_its_classes_are_mapped_to_it():
+    voc = load_vocabulary("voc")
+    by_label = {c.label: c.class_indices for c in concepts()}
+    car, dog = set(voc["car"].class_indices), set(voc["dog"].class_indices)
+    assert top_k_vocabulary.matches(by_label["dog"], dog)
+    assert top_k_vocabulary.matches(by_label["car"], car)
+    assert not top_k_vocabulary.matches(by_label["truck"], car)  # 2 vans of 7 trucks
+    assert top_k_vocabulary.matches((656,), car) and not top_k_vocabulary.matches((656,), dog)  # minivan
 
 
 def test_lever_study_scores_every_lever(weights_cache, capsys):

@@ -7,6 +7,7 @@ import os
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.outputs import read_run_record
 from pipeline.run import run
 from transforms.records import ERRORS_SCHEMA, LABELS_SCHEMA
 
@@ -91,10 +92,15 @@ def test_manifests_and_top_k_mode(tmp_path, weights_cache):
     assert run(["--manifest", str(manifest), "--output", str(output), "--top-k", "3", *LOCAL]) == 0
     rows = by_uri(table(output, "labels"))
     assert sorted(rows) == ["chelsea.png", "dog.jpg"]
-    cat = rows["chelsea.png"]
-    # Without --synsets: heatmaps of each image's own top classes.
-    assert [h["synset"] for h in cat["heatmaps"]] == [c["wnid"] for c in cat["top_classes"]]
-    assert {c["index"] for c in cat["top_classes"]} == {281, 282, 285}
+    cat, dog = rows["chelsea.png"], rows["dog.jpg"]
+    # Without --synsets: heatmaps of each image's top concepts, best first.
+    assert [h["label"] for h in cat["heatmaps"]][0] == "cat"
+    assert [h["label"] for h in dog["heatmaps"]][:2] == ["dog", "bicycle"]
+    for row in rows.values():
+        scores = [h["score"] for h in row["heatmaps"]]
+        assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+    assert {c["index"] for c in cat["top_classes"]} == {281, 282, 285}  # classes as before
+    assert read_run_record(str(output))["config"]["vocabulary"] == "concepts"
     (failure,) = table(output, "errors").to_pylist()
     assert failure["image_uri"] == str(missing) and failure["stage"] == "read"
     assert "gone.jpg" in failure["message"]
@@ -121,6 +127,11 @@ IN, OUT = "<photos>", "<out>"
     ([IN, OUT, "--thresholds", "/nonexistent/t.json"], "--thresholds /nonexistent/t.json: cannot read it"),
     ([IN, OUT, "--synset", "dog"], "unknown option --synset; did you mean --synsets"),
     ([IN, OUT, "--top-k", "0"], "--top-k must be at least 1"),
+    ([IN, OUT, "--synsets", "dog", "--vocabulary", "imagenet"],
+     "--vocabulary chooses .*: drop one of them"),
+    ([IN, OUT, "--vocabulary", "/nonexistent/words.txt"],
+     "--vocabulary: /nonexistent/words.txt: No such file.*built in: concepts, imagenet"),
+    ([IN, OUT, "--score-cells", "0"], r"--score-cells is a fraction of the cells in \(0, 1\]"),
     ([IN, OUT, "--batch-size", "-1"], "--batch-size must be at least 0"),
     (["--input", "/nonexistent/*.jpg", OUT], "--input /nonexistent/\\*.jpg matches no file"),
 ])
@@ -140,6 +151,7 @@ def test_help_describes_every_option(capsys):
     assert run(["--help"]) == 0
     text = capsys.readouterr().out
     for flag in ("--input", "--manifest", "--manifest-column", "--output", "--synsets", "--top-k",
+                 "--vocabulary", "--score-cells",
                  "--scales", "--fusion", "--heat", "--threshold", "--thresholds",
                  "--relative-threshold", "--min-box-area", "--min-score",
                  "--map-mode", "--window-stride", "--model", "--weights", "--batch-size",

@@ -12,6 +12,7 @@ from transforms.fcn import ResponseMapper, fully_convolutional
 from transforms.multiscale import resize_image, scale_image, synset_heatmaps, synset_heatmaps_batch
 from transforms.scales import parse_scales
 from transforms.synsets import class_wnids, resolve_synset
+from transforms.vocabularies import top_k_vocabulary
 
 from conftest import CountingMapper, load_photo
 
@@ -129,11 +130,30 @@ def test_images_per_call_bounds_each_network_call_and_not_the_maps(lite0_mapper)
         np.testing.assert_allclose(a.fused, b.fused, atol=1e-4)
 
 
-def test_top_k_mode_maps_each_images_best_classes(lite0_mapper):
-    heatmaps = synset_heatmaps(lite0_mapper, load_photo("chelsea.png"), None, top_k=3)
+def test_imagenet_vocabulary_maps_each_images_best_classes(lite0_mapper):
+    heatmaps = synset_heatmaps(lite0_mapper, load_photo("chelsea.png"), None, top_k=3,
+                               vocabulary=top_k_vocabulary("imagenet"))
     top = heatmaps.top_classes(3)
     assert {index for index, _ in top} == {281, 282, 285}  # tabby, tiger cat, Egyptian cat
     assert [s.class_indices for s in heatmaps.synsets] == [(index,) for index, _ in top]
     assert [s.wnid for s in heatmaps.synsets] == [class_wnids()[index] for index, _ in top]
     assert heatmaps.fused.shape[-1] == 3
     assert top[0][1] > top[1][1] > top[2][1] > 0.05
+
+
+def test_concepts_give_one_dog_box_on_the_dog_and_one_bicycle_box(lite0_mapper):
+    """The default top-k vocabulary on dog.jpg: the 118 dog classes' probability in one
+    "dog" map, whose one box covers the dog (classes alone gave a malamute and a German
+    shepherd box, each on part of it), and one "bicycle" box on the bicycle."""
+    heatmaps = synset_heatmaps(lite0_mapper, load_photo("dog.jpg"), None)
+    assert [s.label for s in heatmaps.synsets[:2]] == ["dog", "bicycle"]
+    assert heatmaps.scores[0] > heatmaps.scores[1] > 2 * heatmaps.scores[2]
+    boxes = heatmaps.boxes()
+    (dog,) = boxes[heatmaps.synsets[0].wnid]
+    assert iou(_xyxy(dog), DOG_BOX) >= 0.5
+    (bicycle,) = boxes[heatmaps.synsets[1].wnid]
+    # On the bicycle, not on the dog in front of it. It covers the rear two thirds: the
+    # front wheel behind the dog is left out (IoU 0.45 with the whole bicycle's box).
+    x0, y0, x1, y1 = _xyxy(bicycle)
+    assert BICYCLE_BOX[0] <= (x0 + x1) / 2 <= BICYCLE_BOX[2] and BICYCLE_BOX[1] <= (y0 + y1) / 2 <= BICYCLE_BOX[3]
+    assert iou(_xyxy(bicycle), BICYCLE_BOX) > 0.4 > 0.1 > iou(_xyxy(bicycle), DOG_BOX)

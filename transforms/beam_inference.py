@@ -91,7 +91,9 @@ class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
         try:
             return synset_heatmaps_batch(model, batch, config.scales, config.synsets,
                                          config.top_k, config.fusion,
-                                         images_per_call=self._images_per_call, heat=config.heat)
+                                         images_per_call=self._images_per_call, heat=config.heat,
+                                         vocabulary=config.top_k_candidates(),
+                                         score_cells=config.score_cells)
         except tf.errors.ResourceExhaustedError:
             if len(batch) == 1:
                 raise

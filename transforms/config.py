@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from transforms.boxes import DEFAULT_MIN_SCORE, DEFAULT_THRESHOLD
 from transforms.decode import DEFAULT_MAX_PIXELS
 from transforms.heatmaps import DEFAULT_FUSION, DEFAULT_HEAT
+from transforms.multiscale import DEFAULT_SCORE_CELLS, DEFAULT_TOP_K
 from transforms.scales import DEFAULT_SCALES, Scale
 from transforms.synsets import Synset
+from transforms.vocabularies import DEFAULT_TOP_K_VOCABULARY, top_k_vocabulary
 
 DEFAULT_MODEL = "efficientnet_lite0"
 
@@ -17,7 +19,9 @@ DEFAULT_MODEL = "efficientnet_lite0"
 class LabelConfig:
     """Settings of the model, maps, fusion and boxes.
 
-    ``synsets`` None means: heatmaps and boxes for each image's ``top_k`` classes.
+    ``synsets`` None means: heatmaps and boxes for each image's ``top_k`` synsets of
+    the top-k vocabulary: ``vocabulary`` names a built-in one (concepts, imagenet) or a
+    file, whose synsets the launcher reads into ``vocabulary_synsets``.
     ``weights`` is "imagenet" (the model's own) or a path on any Beam filesystem.
     ``synset_thresholds`` (wnid, threshold) pairs override ``threshold`` for those
     synsets (a calibration's, see ``transforms.calibration``).
@@ -29,7 +33,10 @@ class LabelConfig:
     window_stride: int = 1
     scales: tuple[Scale, ...] = DEFAULT_SCALES
     synsets: tuple[Synset, ...] | None = None
-    top_k: int = 5
+    top_k: int = DEFAULT_TOP_K
+    vocabulary: str = DEFAULT_TOP_K_VOCABULARY
+    vocabulary_synsets: tuple[Synset, ...] = ()
+    score_cells: float = DEFAULT_SCORE_CELLS
     fusion: str = DEFAULT_FUSION
     heat: str = DEFAULT_HEAT
     threshold: float = DEFAULT_THRESHOLD
@@ -51,8 +58,15 @@ class LabelConfig:
         record["scales"] = [str(s) for s in self.scales]
         record["synsets"] = None if self.synsets is None else [
             {"wnid": s.wnid, "label": s.label, "classes": len(s.class_indices)} for s in self.synsets]
+        record["vocabulary_synsets"] = [
+            {"wnid": s.wnid, "label": s.label, "classes": len(s.class_indices)}
+            for s in self.vocabulary_synsets]
         record["synset_thresholds"] = dict(self.synset_thresholds)
         return record
+
+    def top_k_candidates(self) -> tuple[Synset, ...]:
+        """What top-k mode picks each image's synsets from."""
+        return self.vocabulary_synsets or top_k_vocabulary(self.vocabulary)
 
     def box_options(self) -> dict:
         """Keyword arguments of ``SynsetHeatmaps.boxes``."""

@@ -2,18 +2,19 @@
 
 Works on batches: for each scale, images whose inputs share a (padded) shape go through
 the network in one call. Full class maps stay inside this module: what leaves it is one
-heat map and one probability map per requested synset (or per top class) and a score
-per class.
+heat map, one probability map and one score per requested synset (or per top synset of
+a vocabulary) and a score per class.
 """
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
-from scipy import special
+from scipy import sparse, special
 
 from transforms.boxes import DEFAULT_THRESHOLD, Box, boxes_from_heatmap
 from transforms.backbones import Backbone
@@ -21,12 +22,18 @@ from transforms.fcn import ResponseMapper, map_size
 from transforms.heatmaps import (DEFAULT_FUSION, DEFAULT_HEAT, Fusion, Heat, MapGrid,
                                  finished_heat, fuse, resample, synset_logits)
 from transforms.scales import DEFAULT_SCALES, Scale
-from transforms.synsets import Synset, class_matrix, class_synset
+from transforms.synsets import Synset, class_matrix
+from transforms.vocabularies import concepts
 
 # Longer sides of shorter-side scales are padded to a multiple of this many pixels, so
 # that a few shapes cover all aspect ratios (few traces, full batches).
 DEFAULT_BUCKET = 64
 DEFAULT_TOP_K = 5
+# A synset's image-level score is its probability averaged over this fraction of the
+# cells where it is highest: the mean over the whole image (1.0) favours what fills the
+# picture (a room, a shore) over the objects in it, the single best cell is noise
+# (top-k pooling in between; measured in benchmarks/README.md, (e)).
+DEFAULT_SCORE_CELLS = 0.1
 
 
 @dataclass(frozen=True)
@@ -61,8 +68,9 @@ class SynsetHeatmaps:
     blend heat normalised to 0–1 per synset). ``on_grid`` is (scales, h, w, S): each
     scale's heat resampled to ``grid`` and finished alike, what was fused.
     ``probability`` (h, w, S) is each synset's probability per cell, fused alike: what
-    box scores are. ``class_scores`` holds every class's probability averaged over the
-    cells, then over the scales.
+    box scores are. ``scores`` (S,) is each synset's image-level score
+    (``pooled_scores``); ``class_scores`` holds every class's probability averaged over
+    the cells, then over the scales.
     """
 
     synsets: tuple[Synset, ...]
@@ -72,6 +80,7 @@ class SynsetHeatmaps:
     on_grid: np.ndarray
     fused: np.ndarray
     probability: np.ndarray
+    scores: np.ndarray
     class_scores: np.ndarray
 
     def boxes(self, threshold: float = DEFAULT_THRESHOLD,
@@ -153,27 +162,54 @@ def _class_logits_per_scale(mapper: ResponseMapper, images: Sequence[ScaledImage
     return result
 
 
+@functools.lru_cache(maxsize=4)
+def _candidate_matrix(candidates: tuple[Synset, ...], num_classes: int) -> sparse.csr_array:
+    """``class_matrix`` of a vocabulary, sparse (a class is in one or a few synsets: 30×
+    less work than the dense product for the 1000 classes), made once per vocabulary."""
+    return sparse.csr_array(class_matrix(candidates, num_classes))
+
+
+def pooled_scores(class_probabilities: Sequence[np.ndarray], matrix: np.ndarray | sparse.csr_array,
+                  score_cells: float = DEFAULT_SCORE_CELLS) -> np.ndarray:
+    """(S,) image-level scores of the synsets in ``matrix`` (classes, S), dense or sparse:
+    per scale, each synset's probability (its classes' summed) averaged over the
+    ``score_cells`` fraction of the (h, w, classes) map's cells where it is highest (at
+    least one cell), then averaged over the scales."""
+    per_scale = []
+    for probabilities in class_probabilities:
+        cells = np.asarray(probabilities.reshape(-1, probabilities.shape[-1]) @ matrix)
+        count = max(1, round(score_cells * len(cells)))
+        best = cells if count == len(cells) else np.partition(cells, len(cells) - count, axis=0)[-count:]
+        per_scale.append(best.mean(axis=0))
+    return np.mean(per_scale, axis=0)
+
+
 def synset_heatmaps_batch(mapper: ResponseMapper, images: Sequence[ScaledImage],
                           scales: Sequence[Scale], synsets: Sequence[Synset] | None = None,
                           top_k: int = DEFAULT_TOP_K, fusion: Fusion = DEFAULT_FUSION,
                           bucket: int = DEFAULT_BUCKET, images_per_call: int | None = None,
-                          heat: Heat = DEFAULT_HEAT) -> list[SynsetHeatmaps]:
-    """Heatmaps of ``synsets`` (or, if None, of each image's ``top_k`` classes) for a
-    batch of images at every scale, fused. Images sharing a padded shape go through the
-    network together, at most ``images_per_call`` at a time (None: all)."""
+                          heat: Heat = DEFAULT_HEAT, vocabulary: Sequence[Synset] | None = None,
+                          score_cells: float = DEFAULT_SCORE_CELLS) -> list[SynsetHeatmaps]:
+    """Heatmaps of ``synsets`` (or, if None, of each image's ``top_k`` synsets of
+    ``vocabulary``, by score; None: the concepts) for a batch of images at every scale,
+    fused. Images sharing a padded shape go through the network together, at most
+    ``images_per_call`` at a time (None: all)."""
     for image in images:
         check_inputs_fit(image, scales, mapper.backbone, mapper.map_mode, mapper.window_stride)
-    fixed_matrix = None if synsets is None else class_matrix(synsets, mapper.num_classes)
+    candidates = tuple(synsets if synsets is not None else vocabulary or concepts())
+    candidate_matrix = _candidate_matrix(candidates, mapper.num_classes)
     results = []
     logits_per_image = _class_logits_per_scale(mapper, images, scales, bucket, images_per_call)
     for image, class_logits in zip(images, logits_per_image):
         class_probabilities = [special.softmax(logits, axis=-1) for logits in class_logits]
         class_scores = np.mean([p.mean(axis=(0, 1)) for p in class_probabilities], axis=0)
+        scores = pooled_scores(class_probabilities, candidate_matrix, score_cells)
         if synsets is None:
-            chosen = tuple(class_synset(int(i)) for i in np.argsort(-class_scores, kind="stable")[:top_k])
-            matrix = class_matrix(chosen, mapper.num_classes)
+            order = np.argsort(-scores, kind="stable")[:top_k]
+            chosen, scores = tuple(candidates[i] for i in order), scores[order]
         else:
-            chosen, matrix = tuple(synsets), fixed_matrix
+            chosen = candidates
+        matrix = class_matrix(chosen, mapper.num_classes)
         per_scale = []
         for scale, pixels, logits, probabilities in zip(scales, image.inputs, class_logits,
                                                         class_probabilities):
@@ -190,7 +226,7 @@ def synset_heatmaps_batch(mapper: ResponseMapper, images: Sequence[ScaledImage],
         fused = finished_heat(heat, fuse(on_grid, fusion), probability)
         on_grid = np.stack([finished_heat(heat, m, p) for m, p in zip(on_grid, probability_on_grid)])
         results.append(SynsetHeatmaps(chosen, image.image_size, tuple(per_scale), grid, on_grid,
-                                      fused, probability, class_scores))
+                                      fused, probability, scores, class_scores))
     return results
 
 
@@ -205,8 +241,10 @@ def common_grid(maps: Sequence[tuple[np.ndarray, MapGrid]],
 
 def synset_heatmaps(mapper: ResponseMapper, image: np.ndarray, synsets: Sequence[Synset] | None,
                     scales: Sequence[Scale] = DEFAULT_SCALES, fusion: Fusion = DEFAULT_FUSION,
-                    top_k: int = DEFAULT_TOP_K, heat: Heat = DEFAULT_HEAT) -> SynsetHeatmaps:
-    """Heatmaps of ``synsets`` (None: the top_k classes) in one (H, W, 3) uint8 RGB
-    image at ``scales``, fused."""
+                    top_k: int = DEFAULT_TOP_K, heat: Heat = DEFAULT_HEAT,
+                    vocabulary: Sequence[Synset] | None = None) -> SynsetHeatmaps:
+    """Heatmaps of ``synsets`` (None: the top_k synsets of ``vocabulary``, by default
+    the concepts) in one (H, W, 3) uint8 RGB image at ``scales``, fused."""
     scaled = scale_image(image, image.shape[:2], scales, mapper.backbone.stride)
-    return synset_heatmaps_batch(mapper, [scaled], scales, synsets, top_k, fusion, heat=heat)[0]
+    return synset_heatmaps_batch(mapper, [scaled], scales, synsets, top_k, fusion, heat=heat,
+                                 vocabulary=vocabulary)[0]

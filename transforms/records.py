@@ -15,9 +15,11 @@ BOX = pa.struct([
     ("x0", pa.float32()), ("y0", pa.float32()), ("x1", pa.float32()), ("y1", pa.float32()),
 ])
 # ``values`` is the heat (see LABELS_SCHEMA's ``heat``), ``probabilities`` the synset's
-# probability per cell, on the same grid.
+# probability per cell, on the same grid; ``score`` the synset's image-level score (its
+# probability averaged over the cells where it is highest, see
+# transforms.multiscale.pooled_scores), what top-k mode ranks by.
 HEATMAP = pa.struct([
-    ("synset", pa.string()), ("label", pa.string()), ("height", pa.int32()),
+    ("synset", pa.string()), ("label", pa.string()), ("score", pa.float32()), ("height", pa.int32()),
     ("width", pa.int32()), ("values", pa.list_(pa.float32())),
     ("probabilities", pa.list_(pa.float32())),
 ])
@@ -97,7 +99,8 @@ def label_row(source: SourceFile, heatmaps: SynsetHeatmaps, model: str, heat: st
         "heat": heat,
         "boxes": boxes,
         "heatmaps": [
-            {"synset": synset.wnid, "label": synset.label, "height": height, "width": width,
+            {"synset": synset.wnid, "label": synset.label, "score": float(heatmaps.scores[i]),
+             "height": height, "width": width,
              "values": heatmaps.fused[..., i].ravel().tolist(),
              "probabilities": heatmaps.probability[..., i].ravel().tolist()}
             for i, synset in enumerate(heatmaps.synsets)

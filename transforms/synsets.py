@@ -105,6 +105,11 @@ def class_wnids() -> tuple[str, ...]:
     return _data().class_wnids
 
 
+def lemmas(wnid: str) -> tuple[str, ...]:
+    """The WordNet lemmas of a synset in the data file ("dog", "domestic dog", ...)."""
+    return _data().synsets[wnid].names
+
+
 def _describe(synset: Synset) -> str:
     return f"{synset.wnid} ({', '.join(synset.names)}; {len(synset.class_indices)} classes)"
 
