@@ -13,9 +13,9 @@ from pathlib import Path
 from PIL import Image
 
 from benchmarks.common import best_of, machine, table
-from transforms.decode import decode_image
-from transforms.multiscale import largest_input, resize_image
-from transforms.scales import parse_scales
+from transforms.io.decode import decode_image
+from transforms.maps.multiscale import largest_input, resize_image
+from transforms.maps.scales import parse_scales
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 

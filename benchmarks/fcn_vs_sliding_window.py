@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.common import best_of, machine, table
-from transforms.backbones import get_backbone, load_classifier
-from transforms.fcn import ResponseMapper, fully_convolutional
+from transforms.model.backbones import get_backbone, load_classifier
+from transforms.model.fcn import ResponseMapper, fully_convolutional
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 

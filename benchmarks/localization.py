@@ -7,7 +7,7 @@ Runs the real job (FnApiRunner, two bundles in threads as run_local.sh does) wit
 ``--synsets voc`` on DIR/JPEGImages/*.jpg, scores it with ``pipeline.evaluate
 --classes voc`` against DIR/Annotations, and prints the per-class table and one summary
 row: CorLoc, MaxBoxAccV2, the centre baseline (person left out: see
-transforms/data/README.md) and images/s. JOB OPTIONS after ``--`` go to the job (e.g.
+transforms/vocab/data/README.md) and images/s. JOB OPTIONS after ``--`` go to the job (e.g.
 ``-- --heat probability --threshold 0.4``).
 
 ``--calibrate`` also measures per-synset thresholds honestly, by 2-fold
@@ -36,10 +36,10 @@ from pipeline.evaluate import LABEL_COLUMNS, LabelsIndex, Match, match_pairs
 from pipeline.evaluate import main as evaluate
 from pipeline.outputs import read_table
 from pipeline.run import run
-from transforms.calibration import THRESHOLDS, top_box_hits
-from transforms.ground_truth import read_ground_truth
-from transforms.localization import CORLOC_IOU, iou_matrix
-from transforms.vocabularies import load_vocabulary
+from transforms.quality.calibration import THRESHOLDS, top_box_hits
+from transforms.quality.ground_truth import read_ground_truth
+from transforms.quality.localization import CORLOC_IOU, iou_matrix
+from transforms.vocab.vocabularies import load_vocabulary
 
 DEFAULT_VOC = Path(__file__).resolve().parents[2] / "shared" / "voc07-dev"
 LOCAL = ["--runner", "FnApiRunner", "--direct_num_workers=2",

@@ -18,7 +18,7 @@ CorLoc and MaxBoxAccV2). One lever differs from the job's defaults per row:
 - context suppression: the synset's heat against its strongest competitor per cell,
   as a probability ratio p / (p + best other class) or a logit margin;
 - calibration: per-synset thresholds by 2-fold cross-validation (alternate images) for
-  several shrinkages (transforms/calibration.py).
+  several shrinkages (transforms/quality/calibration.py).
 """
 from __future__ import annotations
 
@@ -30,20 +30,20 @@ from scipy import special
 
 from benchmarks.common import machine, table
 from benchmarks.localization import add_voc_option, is_voc_folder
-from transforms.boxes import (DEFAULT_MIN_SCORE, DEFAULT_THRESHOLD, PIXELS_PER_CELL,
+from transforms.maps.boxes import (DEFAULT_MIN_SCORE, DEFAULT_THRESHOLD, PIXELS_PER_CELL,
                               raster_boxes, upsample)
-from transforms.calibration import SHRINKAGE, THRESHOLDS, calibrate, top_box_hits
-from transforms.decode import decode_image
-from transforms.fcn import ResponseMapper
-from transforms.ground_truth import read_ground_truth
-from transforms.heatmaps import (DEFAULT_HEAT, HEATS, MapGrid, finished_heat, fuse,
+from transforms.quality.calibration import SHRINKAGE, THRESHOLDS, calibrate, top_box_hits
+from transforms.io.decode import decode_image
+from transforms.model.fcn import ResponseMapper
+from transforms.quality.ground_truth import read_ground_truth
+from transforms.maps.heatmaps import (DEFAULT_HEAT, HEATS, MapGrid, finished_heat, fuse,
                                  min_max_normalized, resample, synset_logits)
-from transforms.localization import (CORLOC_IOU, best_iou, box_coords, max_box_accuracy,
+from transforms.quality.localization import (CORLOC_IOU, best_iou, box_coords, max_box_accuracy,
                                      threshold_sweep)
-from transforms.multiscale import scale_image
-from transforms.scales import parse_scales
-from transforms.synsets import class_matrix
-from transforms.vocabularies import load_vocabulary
+from transforms.maps.multiscale import scale_image
+from transforms.maps.scales import parse_scales
+from transforms.vocab.synsets import class_matrix
+from transforms.vocab.vocabularies import load_vocabulary
 
 HALF_CELL = 16
 # (rows, columns) cropped off the top and left of the input: the shifted inputs.

@@ -30,13 +30,13 @@ import pyarrow.parquet as pq
 
 from benchmarks.common import machine, table
 from benchmarks.large_collection import make_collection
-from transforms.beam_inference import FcnModelHandler
+from transforms.beam.inference import FcnModelHandler
 from transforms.config import LabelConfig
-from transforms.decode import decode_image
-from transforms.fcn import ResponseMapper
-from transforms.multiscale import DEFAULT_BUCKET, largest_input, scale_image
-from transforms.records import LABELS_SCHEMA, SourceFile, label_row
-from transforms.scales import parse_scales
+from transforms.io.decode import decode_image
+from transforms.model.fcn import ResponseMapper
+from transforms.maps.multiscale import DEFAULT_BUCKET, largest_input, scale_image
+from transforms.io.records import LABELS_SCHEMA, SourceFile, label_row
+from transforms.maps.scales import parse_scales
 
 
 class StageClock:

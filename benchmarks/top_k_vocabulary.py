@@ -7,7 +7,7 @@ Runs the real job in top-k mode (no --synsets; FnApiRunner, two bundles in threa
 DIR/JPEGImages/*.jpg once per setting: the ImageNet classes and the concepts, each
 ranked by the default image-level score (the best tenth of the cells) and by the whole
 image's mean. For every (image, VOC class) pair but person (see
-transforms/data/README.md), the class is *found* when one of the image's top-k synsets
+transforms/vocab/data/README.md), the class is *found* when one of the image's top-k synsets
 matches it: at least half of the synset's ImageNet classes are classes the VOC class
 is mapped to (``--classes voc``; a class matches when it is mapped, the concept "dog"
 matches dog, "truck" does not match car although two of its seven classes are vans).
@@ -31,9 +31,9 @@ from benchmarks.common import machine, table
 from benchmarks.localization import add_voc_option, is_voc_folder, label
 from pipeline.evaluate import LABEL_COLUMNS, LabelsIndex
 from pipeline.outputs import read_table
-from transforms.ground_truth import GroundTruthSet, read_ground_truth
-from transforms.localization import CORLOC_IOU, best_iou
-from transforms.vocabularies import load_vocabulary, top_k_vocabulary
+from transforms.quality.ground_truth import GroundTruthSet, read_ground_truth
+from transforms.quality.localization import CORLOC_IOU, best_iou
+from transforms.vocab.vocabularies import load_vocabulary, top_k_vocabulary
 
 # (name, job options): each a run of the job.
 SETTINGS = [

@@ -41,6 +41,6 @@ ENV FLEX_TEMPLATE_PYTHON_PY_FILE=/opt/fcn-weak-labels/main.py
 
 # Convert the Lite weights once at build time, into a cache every worker process reads.
 ENV FCN_WEAK_LABELS_CACHE=/opt/fcn-weak-labels/cache
-RUN python -c "from transforms.backbones import load_classifier; [load_classifier(f'efficientnet_lite{n}') for n in range(3)]"
+RUN python -c "from transforms.model.backbones import load_classifier; [load_classifier(f'efficientnet_lite{n}') for n in range(3)]"
 
 ENTRYPOINT ["/opt/apache/beam/boot"]

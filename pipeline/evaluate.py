@@ -5,12 +5,12 @@ against ground-truth boxes (PASCAL VOC XML, COCO JSON or a simple JSON list).
         --classes voc [--json metrics.json] [--calibrate thresholds.json]
 
 Reports CorLoc, MaxBoxAccV2 and the centre baseline per synset and overall (see
-transforms/localization.py), as a table and optionally as JSON. Run the job with
+transforms/quality/localization.py), as a table and optionally as JSON. Run the job with
 ``--synsets`` naming every ground-truth synset (e.g. ``--synsets voc`` for ``--classes
 voc``), so that each image has a heatmap of each of its synsets: in top-k mode, a
 synset outside an image's top classes has no heatmap there, and that pair is left out
 (and reported). ``--calibrate`` also chooses a box threshold per synset on these pairs
-(transforms/calibration.py), for the job's ``--thresholds``.
+(transforms/quality/calibration.py), for the job's ``--thresholds``.
 """
 from __future__ import annotations
 
@@ -24,14 +24,14 @@ from typing import Sequence
 import numpy as np
 
 from pipeline.outputs import OutputError, names_image, read_run_record, read_table
-from transforms.calibration import SHRINKAGE, Calibration, calibrate, top_box_hits
-from transforms.ground_truth import (FORMATS, GroundTruth, GroundTruthError, GroundTruthSet,
+from transforms.quality.calibration import SHRINKAGE, Calibration, calibrate, top_box_hits
+from transforms.quality.ground_truth import (FORMATS, GroundTruth, GroundTruthError, GroundTruthSet,
                                      read_ground_truth)
-from transforms.heatmaps import MapGrid
-from transforms.localization import PairScore, score_pair, summarize_by_synset
-from transforms.records import file_name, heatmap_values
-from transforms.synsets import CLASSES_PREFIX, SynsetError
-from transforms.vocabularies import load_vocabulary
+from transforms.maps.heatmaps import MapGrid
+from transforms.quality.localization import PairScore, score_pair, summarize_by_synset
+from transforms.io.records import file_name, heatmap_values
+from transforms.vocab.synsets import CLASSES_PREFIX, SynsetError
+from transforms.vocab.vocabularies import load_vocabulary
 
 LABEL_COLUMNS = ["image_uri", "width", "height", "boxes", "heatmaps"]
 

@@ -9,20 +9,20 @@ import os
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
-from transforms.backbones import (WeightsUnavailableError, backbone_names, get_backbone,
+from transforms.model.backbones import (WeightsUnavailableError, backbone_names, get_backbone,
                                   sha256_file)
-from transforms.boxes import DEFAULT_MIN_SCORE, DEFAULT_THRESHOLD
-from transforms.calibration import Calibration, CalibrationError
+from transforms.maps.boxes import DEFAULT_MIN_SCORE, DEFAULT_THRESHOLD
+from transforms.quality.calibration import Calibration, CalibrationError
 from transforms.config import DEFAULT_MODEL, LabelConfig
-from transforms.decode import DEFAULT_MAX_PIXELS
-from transforms.fcn import MAP_MODES
-from transforms.heatmaps import DEFAULT_FUSION, DEFAULT_HEAT, FUSIONS, HEATS
-from transforms.multiscale import DEFAULT_SCORE_CELLS, DEFAULT_TOP_K
-from transforms.scales import DEFAULT_SCALES, parse_scales
-from transforms.synsets import SynsetError
-from transforms.vocabularies import (DEFAULT_TOP_K_VOCABULARY, TOP_K_VOCABULARIES,
+from transforms.io.decode import DEFAULT_MAX_PIXELS
+from transforms.model.fcn import MAP_MODES
+from transforms.maps.heatmaps import DEFAULT_FUSION, DEFAULT_HEAT, FUSIONS, HEATS
+from transforms.maps.multiscale import DEFAULT_SCORE_CELLS, DEFAULT_TOP_K
+from transforms.maps.scales import DEFAULT_SCALES, parse_scales
+from transforms.vocab.synsets import SynsetError
+from transforms.vocab.vocabularies import (DEFAULT_TOP_K_VOCABULARY, TOP_K_VOCABULARIES,
                                     parse_synset_list, top_k_vocabulary)
-from transforms.beam_read import DEFAULT_MANIFEST_COLUMN
+from transforms.beam.read import DEFAULT_MANIFEST_COLUMN
 
 
 class ConfigError(ValueError):

@@ -4,7 +4,7 @@ beside the fused one; and index.html, a sortable contact sheet.
 
 This module reads (tables with pyarrow, images through Beam's FileSystems, so any
 filesystem the job could read works) and writes; the drawing is in
-``transforms/overlay.py``.
+``transforms/viz/overlay.py``.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.outputs import RUN_RECORD, SUCCESS, names_image, table_files
-from transforms.records import file_name
+from transforms.io.records import file_name
 
 # What the colour stands for, by the run's --heat.
 HEAT_NOTES = {"probability": "summed class probability",
@@ -152,7 +152,7 @@ def render(labels: str, out: str, limit: int | None = None, scales_of: Sequence[
            max_side: int = 640, columns: int | None = None) -> int:
     """Render the pictures and the contact sheet; returns the exit code (see --help).
     Raises RenderError for a mistake in what was asked (nothing is written then)."""
-    from transforms import overlay
+    from transforms.viz import overlay
 
     tables = table_files(labels, "labels")
     if not tables:

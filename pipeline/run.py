@@ -18,12 +18,12 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipeline.options import ConfigError, LabelOptions, label_config, suggest, unknown_flags
 from pipeline.outputs import (RUN_RECORD, SUCCESS, OutputError, prepare_output, resolve_output,
                               write_json)
-from transforms.beam_inference import FcnModelHandler, ToLabelRows, failed_batch_rows
-from transforms.beam_read import (ERRORS, SKIPPED, DecodeImages, ReadImageUris, SkipUnchanged,
+from transforms.beam.inference import FcnModelHandler, ToLabelRows, failed_batch_rows
+from transforms.beam.read import (ERRORS, SKIPPED, DecodeImages, ReadImageUris, SkipUnchanged,
                                   StatFiles)
-from transforms.beam_write import WriteTable, count_rows
+from transforms.beam.write import WriteTable, count_rows
 from transforms.config import METRICS_NAMESPACE, LabelConfig
-from transforms.records import ERRORS_SCHEMA, LABELS_SCHEMA, SKIPPED_SCHEMA
+from transforms.io.records import ERRORS_SCHEMA, LABELS_SCHEMA, SKIPPED_SCHEMA
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ def weights_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def lite0_mapper(weights_cache):
-    from transforms.fcn import ResponseMapper
+    from transforms.model.fcn import ResponseMapper
 
     return ResponseMapper.load("efficientnet_lite0")
 

@@ -3,8 +3,8 @@ import keras
 import numpy as np
 import pytest
 
-from transforms import backbones, legacy_torch
-from transforms.backbones import (WeightsUnavailableError, backbone_names, get_backbone,
+from transforms.model import backbones, legacy_torch
+from transforms.model.backbones import (WeightsUnavailableError, backbone_names, get_backbone,
                                   load_classifier)
 
 

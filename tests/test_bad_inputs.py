@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from pipeline.run import run
-from transforms import beam_read
+from transforms.beam import read as beam_read
 
 from conftest import DATA, LOCAL, by_uri, table
 from test_real_photos import DOG_BOX, iou

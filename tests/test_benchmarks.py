@@ -5,8 +5,8 @@ from benchmarks import localization, localization_levers, top_k_vocabulary
 from benchmarks.large_collection import make_collection
 from benchmarks.pipeline_vs_model import model_only, stage_profile
 from transforms.config import LabelConfig
-from transforms.scales import parse_scales
-from transforms.vocabularies import concepts, load_vocabulary
+from transforms.maps.scales import parse_scales
+from transforms.vocab.vocabularies import concepts, load_vocabulary
 
 from conftest import DATA
 

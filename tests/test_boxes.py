@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from transforms.boxes import boxes_from_heatmap, upsample
-from transforms.heatmaps import MapGrid
+from transforms.maps.boxes import boxes_from_heatmap, upsample
+from transforms.maps.heatmaps import MapGrid
 
 
 def _pixel_grid(shape):

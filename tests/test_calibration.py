@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from transforms.calibration import (THRESHOLDS, Calibration, CalibrationError, SynsetThreshold,
+from transforms.quality.calibration import (THRESHOLDS, Calibration, CalibrationError, SynsetThreshold,
                                     calibrate, top_box_hits)
-from transforms.heatmaps import MapGrid
+from transforms.maps.heatmaps import MapGrid
 
 SETTINGS = {"model": "efficientnet_lite0", "weights": "imagenet", "map_mode": "cell",
             "window_stride": 1, "scales": ["288", "576"], "fusion": "mean", "heat": "logit",

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from tools.build_concepts import build, first_senses
-from transforms.multiscale import pooled_scores
-from transforms.synsets import NUM_CLASSES, SynsetError, class_names, resolve_synset
-from transforms.vocabularies import concepts, top_k_vocabulary
+from transforms.maps.multiscale import pooled_scores
+from transforms.vocab.synsets import NUM_CLASSES, SynsetError, class_names, resolve_synset
+from transforms.vocab.vocabularies import concepts, top_k_vocabulary
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "transforms" / "data"
+DATA_DIR = Path(__file__).resolve().parents[1] / "transforms" / "vocab" / "data"
 
 
 def _by_label():

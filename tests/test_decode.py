@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from transforms.decode import DecodeError, decode_image
+from transforms.io.decode import DecodeError, decode_image
 
 from conftest import DATA
 

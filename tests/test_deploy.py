@@ -18,7 +18,7 @@ from packaging.requirements import Requirement
 
 from pipeline.options import LabelOptions, label_config, unknown_flags
 from pipeline.run import build
-from transforms.records import LABELS_SCHEMA
+from transforms.io.records import LABELS_SCHEMA
 
 from conftest import DATA, by_uri, table
 

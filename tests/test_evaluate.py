@@ -11,14 +11,14 @@ import pytest
 
 from pipeline.evaluate import main as evaluate
 from pipeline.run import run
-from transforms.ground_truth import GroundTruthError, read_ground_truth
-from transforms.heatmaps import MapGrid
-from transforms.localization import (HEAT_THRESHOLDS, centre_heatmap, iou_matrix,
+from transforms.quality.ground_truth import GroundTruthError, read_ground_truth
+from transforms.maps.heatmaps import MapGrid
+from transforms.quality.localization import (HEAT_THRESHOLDS, centre_heatmap, iou_matrix,
                                      max_box_accuracy, threshold_sweep)
-from transforms.boxes import boxes_from_heatmap
-from transforms.calibration import Calibration
-from transforms.records import LABELS_SCHEMA, heatmap_values
-from transforms.vocabularies import load_vocabulary, vocabulary_from_mapping
+from transforms.maps.boxes import boxes_from_heatmap
+from transforms.quality.calibration import Calibration
+from transforms.io.records import LABELS_SCHEMA, heatmap_values
+from transforms.vocab.vocabularies import load_vocabulary, vocabulary_from_mapping
 
 from conftest import DATA, LOCAL, by_uri, table
 

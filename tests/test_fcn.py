@@ -3,10 +3,10 @@ import keras
 import numpy as np
 import pytest
 
-from transforms.backbones import get_backbone, load_classifier
-from transforms.fcn import ResponseMapper, dtype_policy, fully_convolutional
-from transforms.heatmaps import MapGrid
-from transforms.multiscale import resize_image
+from transforms.model.backbones import get_backbone, load_classifier
+from transforms.model.fcn import ResponseMapper, dtype_policy, fully_convolutional
+from transforms.maps.heatmaps import MapGrid
+from transforms.maps.multiscale import resize_image
 
 from conftest import load_photo
 
@@ -126,7 +126,7 @@ def test_rejects_bad_arguments(resnet50):
 
 def test_any_gap_dense_classifier_can_be_registered():
     """The conversion is generic: a small custom classifier, registered in a few lines."""
-    from transforms.backbones import Backbone
+    from transforms.model.backbones import Backbone
 
     def build():
         inputs = keras.Input((64, 64, 3))

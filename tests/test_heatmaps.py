@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from transforms.heatmaps import MapGrid, fuse, resample
+from transforms.maps.heatmaps import MapGrid, fuse, resample
 
 
 def test_uniform_grid_centres_cells():
@@ -83,8 +83,8 @@ def test_fuse_rejects_unknown_methods_and_negative_geomean():
 def test_synset_logits_are_the_log_sum_exp_of_their_classes_without_overflow():
     from scipy.special import logsumexp
 
-    from transforms.heatmaps import synset_logits
-    from transforms.synsets import class_matrix, resolve_class_indices
+    from transforms.maps.heatmaps import synset_logits
+    from transforms.vocab.synsets import class_matrix, resolve_class_indices
 
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 5, (3, 4, 1000)).astype(np.float32)
@@ -99,7 +99,7 @@ def test_synset_logits_are_the_log_sum_exp_of_their_classes_without_overflow():
 
 
 def test_min_max_normalized_rescales_each_map_and_leaves_flat_maps_at_zero():
-    from transforms.heatmaps import min_max_normalized
+    from transforms.maps.heatmaps import min_max_normalized
 
     maps = np.stack([np.arange(12.0).reshape(3, 4) - 5, np.full((3, 4), 2.0)], axis=-1)
     out = min_max_normalized(maps)

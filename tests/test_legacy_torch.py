@@ -9,8 +9,8 @@ import types
 import numpy as np
 import pytest
 
-from transforms import backbones, efficientnet_lite
-from transforms.legacy_torch import (LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION,
+from transforms.model import backbones, efficientnet_lite
+from transforms.model.legacy_torch import (LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION,
                                      UnsafePickleError, read_legacy_state_dict)
 
 

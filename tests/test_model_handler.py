@@ -2,11 +2,12 @@
 import pytest
 import tensorflow as tf
 
-from transforms import beam_inference, fcn
-from transforms.beam_inference import FcnModelHandler
+from transforms.beam import inference as beam_inference
+from transforms.model import fcn
+from transforms.beam.inference import FcnModelHandler
 from transforms.config import LabelConfig
-from transforms.multiscale import scale_image
-from transforms.scales import parse_scales
+from transforms.maps.multiscale import scale_image
+from transforms.maps.scales import parse_scales
 
 from conftest import CountingMapper, load_photo
 
@@ -76,7 +77,7 @@ def test_tf_threads_are_set_before_the_runtime_starts():
     import subprocess
     import sys
 
-    code = ("from transforms.beam_inference import configure_tensorflow\n"
+    code = ("from transforms.beam.inference import configure_tensorflow\n"
             "configure_tensorflow(1)\n"
             "import tensorflow as tf\n"
             "print(tf.config.threading.get_intra_op_parallelism_threads())\n")

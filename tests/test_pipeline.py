@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.outputs import read_run_record
 from pipeline.run import run
-from transforms.records import ERRORS_SCHEMA, LABELS_SCHEMA
+from transforms.io.records import ERRORS_SCHEMA, LABELS_SCHEMA
 
 from conftest import DATA, GOOD, LOCAL, by_uri, table
 from test_real_photos import DOG_BOX, iou
@@ -180,7 +180,7 @@ def test_a_failing_inference_batch_becomes_error_rows(photos, tmp_path, weights_
     """RunInference's dead letters: every image of a batch whose inference raised is an
     error row; the rest of the job goes on. (FnApiRunner runs in this process, so the
     patched function is the one the workers call.)"""
-    from transforms import beam_inference
+    from transforms.beam import inference as beam_inference
 
     real = beam_inference.synset_heatmaps_batch
 

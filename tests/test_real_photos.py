@@ -7,12 +7,12 @@ import functools
 import numpy as np
 import pytest
 
-from transforms.backbones import get_backbone, load_classifier
-from transforms.fcn import ResponseMapper, fully_convolutional
-from transforms.multiscale import resize_image, scale_image, synset_heatmaps, synset_heatmaps_batch
-from transforms.scales import parse_scales
-from transforms.synsets import class_wnids, resolve_synset
-from transforms.vocabularies import top_k_vocabulary
+from transforms.model.backbones import get_backbone, load_classifier
+from transforms.model.fcn import ResponseMapper, fully_convolutional
+from transforms.maps.multiscale import resize_image, scale_image, synset_heatmaps, synset_heatmaps_batch
+from transforms.maps.scales import parse_scales
+from transforms.vocab.synsets import class_wnids, resolve_synset
+from transforms.vocab.vocabularies import top_k_vocabulary
 
 from conftest import CountingMapper, load_photo
 

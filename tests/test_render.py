@@ -17,8 +17,8 @@ from PIL import Image
 
 from pipeline import render
 from pipeline.run import run
-from transforms import overlay
-from transforms.heatmaps import fuse
+from transforms.viz import overlay
+from transforms.maps.heatmaps import fuse
 
 from conftest import DATA, GOOD, LOCAL, by_uri, table
 

@@ -1,6 +1,6 @@
 import pytest
 
-from transforms.scales import Scale, parse_scales
+from transforms.maps.scales import Scale, parse_scales
 
 
 def test_parse_fixed_and_shorter_side_scales():

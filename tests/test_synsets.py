@@ -1,10 +1,10 @@
-"""Tests of transforms.synsets against the shipped WordNet 3.0 / ImageNet-1k data."""
+"""Tests of transforms.vocab.synsets against the shipped WordNet 3.0 / ImageNet-1k data."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from transforms.synsets import (
+from transforms.vocab.synsets import (
     Synset,
     SynsetError,
     class_matrix,

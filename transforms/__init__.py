@@ -1,16 +1,20 @@
-"""The work of the weak-labelling pipeline, as plain Python/TensorFlow (no Beam here).
+"""The work of the weak-labelling pipeline, grouped by role along the data flow.
 
-Modules, one idea each:
-  backbones          registry of ImageNet classifiers and their weights
-  efficientnet_lite  EfficientNet-Lite0 in Keras and its torch-weights conversion
-  legacy_torch       restricted reader of legacy PyTorch weight files
-  fcn                classifier → fully convolutional response maps (ResponseMapper)
-  synsets            WordNet synsets over the ImageNet-1k classes
-  scales             input scales (fixed H×W or shorter side)
-  heatmaps           map grids, bilinear resampling, fusion across scales
-  multiscale         one image's synset heatmaps at several scales, fused
-  boxes              boxes from a heatmap
+  io/       decode: bytes → upright RGB pixels (Pillow); records: the Parquet output
+            contract (schemas, rows)
+  model/    backbones: registry of ImageNet classifiers and their weights;
+            efficientnet_lite, legacy_torch: the Lite models and their weight files;
+            fcn: classifier → fully convolutional class logit maps (ResponseMapper)
+  vocab/    synsets: WordNet synsets over the ImageNet-1k classes; vocabularies: named
+            synsets (voc), top-k vocabularies (concepts); data/: their generated files
+  maps/     scales, heatmaps (synset heat, grids, resampling, fusion), multiscale (one
+            image's fused synset maps), boxes (maps → scored boxes)
+  quality/  ground_truth, localization (CorLoc, MaxBoxAccV2), calibration (thresholds)
+  viz/      overlay: pictures and the contact sheet
+  beam/     read, inference, write: the thin Beam wrappers around the above
+  config    LabelConfig, what a run computes
 
-Submodules are imported explicitly (``from transforms.fcn import ResponseMapper``) so that
-code needing only synsets or boxes does not pay for importing TensorFlow.
+Only ``beam/`` knows Beam. Submodules are imported explicitly
+(``from transforms.model.fcn import ResponseMapper``) so that code needing only synsets
+or boxes does not pay for importing TensorFlow.
 """

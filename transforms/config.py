@@ -4,13 +4,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from transforms.boxes import DEFAULT_MIN_SCORE, DEFAULT_THRESHOLD
-from transforms.decode import DEFAULT_MAX_PIXELS
-from transforms.heatmaps import DEFAULT_FUSION, DEFAULT_HEAT
-from transforms.multiscale import DEFAULT_SCORE_CELLS, DEFAULT_TOP_K
-from transforms.scales import DEFAULT_SCALES, Scale
-from transforms.synsets import Synset
-from transforms.vocabularies import DEFAULT_TOP_K_VOCABULARY, top_k_vocabulary
+from transforms.maps.boxes import DEFAULT_MIN_SCORE, DEFAULT_THRESHOLD
+from transforms.io.decode import DEFAULT_MAX_PIXELS
+from transforms.maps.heatmaps import DEFAULT_FUSION, DEFAULT_HEAT
+from transforms.maps.multiscale import DEFAULT_SCORE_CELLS, DEFAULT_TOP_K
+from transforms.maps.scales import DEFAULT_SCALES, Scale
+from transforms.vocab.synsets import Synset
+from transforms.vocab.vocabularies import DEFAULT_TOP_K_VOCABULARY, top_k_vocabulary
 
 DEFAULT_MODEL = "efficientnet_lite0"
 
@@ -24,7 +24,7 @@ class LabelConfig:
     file, whose synsets the launcher reads into ``vocabulary_synsets``.
     ``weights`` is "imagenet" (the model's own) or a path on any Beam filesystem.
     ``synset_thresholds`` (wnid, threshold) pairs override ``threshold`` for those
-    synsets (a calibration's, see ``transforms.calibration``).
+    synsets (a calibration's, see ``transforms.quality.calibration``).
     """
 
     model: str = DEFAULT_MODEL

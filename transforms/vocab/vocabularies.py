@@ -21,7 +21,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from transforms.synsets import (NUM_CLASSES, Synset, SynsetError, class_synset, lemmas,
+from transforms.vocab.synsets import (NUM_CLASSES, Synset, SynsetError, class_synset, lemmas,
                                 parse_synset_spec, resolve_class_indices)
 
 BUILTIN = {"voc": "voc.json"}

@@ -16,14 +16,14 @@ import numpy as np
 from PIL import Image
 from scipy import sparse, special
 
-from transforms.boxes import DEFAULT_THRESHOLD, Box, boxes_from_heatmap
-from transforms.backbones import Backbone
-from transforms.fcn import ResponseMapper, map_size
-from transforms.heatmaps import (DEFAULT_FUSION, DEFAULT_HEAT, Fusion, Heat, MapGrid,
+from transforms.maps.boxes import DEFAULT_THRESHOLD, Box, boxes_from_heatmap
+from transforms.model.backbones import Backbone
+from transforms.model.fcn import ResponseMapper, map_size
+from transforms.maps.heatmaps import (DEFAULT_FUSION, DEFAULT_HEAT, Fusion, Heat, MapGrid,
                                  finished_heat, fuse, resample, synset_logits)
-from transforms.scales import DEFAULT_SCALES, Scale
-from transforms.synsets import Synset, class_matrix
-from transforms.vocabularies import concepts
+from transforms.maps.scales import DEFAULT_SCALES, Scale
+from transforms.vocab.synsets import Synset, class_matrix
+from transforms.vocab.vocabularies import concepts
 
 # Longer sides of shorter-side scales are padded to a multiple of this many pixels, so
 # that a few shapes cover all aspect ratios (few traces, full batches).
@@ -64,7 +64,7 @@ class SynsetHeatmaps:
 
     ``fused`` is (h, w, S), one channel per synset in ``synsets`` order, on ``grid``
     (uniform over the image, as fine as the finest scale's map): the ``heat`` asked for,
-    fused over the scales and finished (``transforms.heatmaps.finished_heat``: logit and
+    fused over the scales and finished (``transforms.maps.heatmaps.finished_heat``: logit and
     blend heat normalised to 0–1 per synset). ``on_grid`` is (scales, h, w, S): each
     scale's heat resampled to ``grid`` and finished alike, what was fused.
     ``probability`` (h, w, S) is each synset's probability per cell, fused alike: what
@@ -164,8 +164,9 @@ def _class_logits_per_scale(mapper: ResponseMapper, images: Sequence[ScaledImage
 
 @functools.lru_cache(maxsize=4)
 def _candidate_matrix(candidates: tuple[Synset, ...], num_classes: int) -> sparse.csr_array:
-    """``class_matrix`` of a vocabulary, sparse (a class is in one or a few synsets: 30×
-    less work than the dense product for the 1000 classes), made once per vocabulary."""
+    """``class_matrix`` of a vocabulary, sparse, made once per vocabulary: a class is in
+    one or a few synsets, and the sparse product over an image's 540 cells takes 5 ms for
+    the 1000 classes where the dense one took 35 (2–3 ms against 10 for the concepts)."""
     return sparse.csr_array(class_matrix(candidates, num_classes))
 
 

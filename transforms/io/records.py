@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from transforms.multiscale import SynsetHeatmaps
-from transforms.synsets import class_synset
+from transforms.maps.multiscale import SynsetHeatmaps
+from transforms.vocab.synsets import class_synset
 
 BOX = pa.struct([
     ("synset", pa.string()), ("label", pa.string()), ("score", pa.float32()),
@@ -17,7 +17,7 @@ BOX = pa.struct([
 # ``values`` is the heat (see LABELS_SCHEMA's ``heat``), ``probabilities`` the synset's
 # probability per cell, on the same grid; ``score`` the synset's image-level score (its
 # probability averaged over the cells where it is highest, see
-# transforms.multiscale.pooled_scores), what top-k mode ranks by.
+# transforms.maps.multiscale.pooled_scores), what top-k mode ranks by.
 HEATMAP = pa.struct([
     ("synset", pa.string()), ("label", pa.string()), ("score", pa.float32()), ("height", pa.int32()),
     ("width", pa.int32()), ("values", pa.list_(pa.float32())),

@@ -19,7 +19,7 @@ from typing import Callable
 
 import keras
 
-from transforms import efficientnet_lite, legacy_torch
+from transforms.model import efficientnet_lite, legacy_torch
 
 log = logging.getLogger(__name__)
 

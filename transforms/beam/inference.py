@@ -12,11 +12,11 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 import tensorflow as tf
 
-from transforms.beam_read import ERRORS
+from transforms.beam.read import ERRORS
 from transforms.config import METRICS_NAMESPACE, LabelConfig
-from transforms.fcn import GPU_BATCH_SIZE, ResponseMapper, default_batch_size
-from transforms.multiscale import ScaledImage, SynsetHeatmaps, synset_heatmaps_batch
-from transforms.records import error_record, error_row, label_row
+from transforms.model.fcn import GPU_BATCH_SIZE, ResponseMapper, default_batch_size
+from transforms.maps.multiscale import ScaledImage, SynsetHeatmaps, synset_heatmaps_batch
+from transforms.io.records import error_record, error_row, label_row
 
 log = logging.getLogger(__name__)
 

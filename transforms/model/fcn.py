@@ -22,8 +22,8 @@ import tensorflow as tf
 from keras import layers
 from scipy import special
 
-from transforms.backbones import Backbone, get_backbone, load_classifier
-from transforms.heatmaps import MapGrid
+from transforms.model.backbones import Backbone, get_backbone, load_classifier
+from transforms.maps.heatmaps import MapGrid
 
 MapMode = Literal["cell", "window"]
 MAP_MODES = ("cell", "window")

@@ -8,7 +8,7 @@ are 0-based already. Objects marked ``difficult`` in VOC are left out, as VOC's 
 evaluation does.
 
 Dataset class names become synsets through a vocabulary {class name: synset} (see
-``transforms.vocabularies``: ``voc`` is built in); classes it does not name are counted
+``transforms.vocab.vocabularies``: ``voc`` is built in); classes it does not name are counted
 and left out. Without one, class names are read as synset specs.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from transforms.synsets import Synset, SynsetError, parse_synset_spec
+from transforms.vocab.synsets import Synset, SynsetError, parse_synset_spec
 
 FORMATS = ("auto", "voc", "coco", "simple")
 

@@ -19,9 +19,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from transforms.boxes import PIXELS_PER_CELL, raster_boxes, upsample
-from transforms.heatmaps import MapGrid
-from transforms.localization import CORLOC_IOU, best_iou, box_coords
+from transforms.maps.boxes import PIXELS_PER_CELL, raster_boxes, upsample
+from transforms.maps.heatmaps import MapGrid
+from transforms.quality.localization import CORLOC_IOU, best_iou, box_coords
 
 # The label settings a threshold's meaning depends on (LabelConfig fields).
 SETTINGS = ("model", "weights", "map_mode", "window_stride", "scales", "fusion", "heat",

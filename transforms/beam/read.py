@@ -14,11 +14,11 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from PIL import Image
 
-from transforms.backbones import get_backbone
+from transforms.model.backbones import get_backbone
 from transforms.config import METRICS_NAMESPACE, LabelConfig
-from transforms.decode import decode_image
-from transforms.multiscale import check_inputs_fit, largest_input, scale_image
-from transforms.records import SKIPPED_SCHEMA, SourceFile, error_row
+from transforms.io.decode import decode_image
+from transforms.maps.multiscale import check_inputs_fit, largest_input, scale_image
+from transforms.io.records import SKIPPED_SCHEMA, SourceFile, error_row
 
 log = logging.getLogger(__name__)
 

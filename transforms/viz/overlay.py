@@ -24,10 +24,10 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from transforms.boxes import upsample
-from transforms.decode import decode_image
-from transforms.heatmaps import MapGrid
-from transforms.records import file_name, heatmap_values
+from transforms.maps.boxes import upsample
+from transforms.io.decode import decode_image
+from transforms.maps.heatmaps import MapGrid
+from transforms.io.records import file_name, heatmap_values
 
 DEFAULT_MAX_SIDE = 640
 DEFAULT_COLORMAP = "inferno"

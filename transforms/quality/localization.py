@@ -23,8 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-from transforms.boxes import PIXELS_PER_CELL, Box, raster_boxes, upsample
-from transforms.heatmaps import MapGrid, min_max_normalized
+from transforms.maps.boxes import PIXELS_PER_CELL, Box, raster_boxes, upsample
+from transforms.maps.heatmaps import MapGrid, min_max_normalized
 
 IOU_THRESHOLDS = (0.3, 0.5, 0.7)
 CORLOC_IOU = 0.5

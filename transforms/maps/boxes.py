@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from transforms.heatmaps import MapGrid, resample
+from transforms.maps.heatmaps import MapGrid, resample
 
 # On the default heat (blend, 0-1 per image): the best single threshold on 553 PASCAL VOC
 # object pairs (benchmarks/README.md, "Localization").

@@ -1,0 +1,1 @@
+"""The Beam wrappers: reading and decoding inputs, the RunInference model handler and rows, writing the tables."""

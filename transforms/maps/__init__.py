@@ -1,0 +1,1 @@
+"""From class logits to labels: scales, synset heatmaps, multi-scale fusion, boxes."""

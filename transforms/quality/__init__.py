@@ -1,0 +1,1 @@
+"""How good the labels are: ground truth, localization metrics, threshold calibration."""

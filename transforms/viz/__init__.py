@@ -1,0 +1,1 @@
+"""Pictures of labels: heat over the photo, boxes, the contact sheet."""

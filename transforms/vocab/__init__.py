@@ -1,0 +1,1 @@
+"""What the maps are of: WordNet synsets over the ImageNet-1k classes, vocabularies, and their data files."""
