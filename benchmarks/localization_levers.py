@@ -31,15 +31,15 @@ from scipy import special
 from benchmarks.common import machine, table
 from benchmarks.localization import add_voc_option, is_voc_folder
 from transforms.maps.boxes import (DEFAULT_MIN_SCORE, DEFAULT_THRESHOLD, PIXELS_PER_CELL,
-                              raster_boxes, upsample)
+                                   raster_boxes, upsample)
 from transforms.quality.calibration import SHRINKAGE, THRESHOLDS, calibrate, top_box_hits
 from transforms.io.decode import decode_image
 from transforms.model.fcn import ResponseMapper
 from transforms.quality.ground_truth import read_ground_truth
 from transforms.maps.heatmaps import (DEFAULT_HEAT, HEATS, MapGrid, finished_heat, fuse,
-                                 min_max_normalized, resample, synset_logits)
+                                      min_max_normalized, resample, synset_logits)
 from transforms.quality.localization import (CORLOC_IOU, best_iou, box_coords, max_box_accuracy,
-                                     threshold_sweep)
+                                             threshold_sweep)
 from transforms.maps.multiscale import scale_image
 from transforms.maps.scales import parse_scales
 from transforms.vocab.synsets import class_matrix

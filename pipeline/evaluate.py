@@ -26,7 +26,7 @@ import numpy as np
 from pipeline.outputs import OutputError, names_image, read_run_record, read_table
 from transforms.quality.calibration import SHRINKAGE, Calibration, calibrate, top_box_hits
 from transforms.quality.ground_truth import (FORMATS, GroundTruth, GroundTruthError, GroundTruthSet,
-                                     read_ground_truth)
+                                             read_ground_truth)
 from transforms.maps.heatmaps import MapGrid
 from transforms.quality.localization import PairScore, score_pair, summarize_by_synset
 from transforms.io.records import file_name, heatmap_values

@@ -10,7 +10,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from transforms.model.backbones import (WeightsUnavailableError, backbone_names, get_backbone,
-                                  sha256_file)
+                                        sha256_file)
 from transforms.maps.boxes import DEFAULT_MIN_SCORE, DEFAULT_THRESHOLD
 from transforms.quality.calibration import Calibration, CalibrationError
 from transforms.config import DEFAULT_MODEL, LabelConfig
@@ -21,7 +21,7 @@ from transforms.maps.multiscale import DEFAULT_SCORE_CELLS, DEFAULT_TOP_K
 from transforms.maps.scales import DEFAULT_SCALES, parse_scales
 from transforms.vocab.synsets import SynsetError
 from transforms.vocab.vocabularies import (DEFAULT_TOP_K_VOCABULARY, TOP_K_VOCABULARIES,
-                                    parse_synset_list, top_k_vocabulary)
+                                           parse_synset_list, top_k_vocabulary)
 from transforms.beam.read import DEFAULT_MANIFEST_COLUMN
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from transforms.model import backbones, legacy_torch
 from transforms.model.backbones import (WeightsUnavailableError, backbone_names, get_backbone,
-                                  load_classifier)
+                                        load_classifier)
 
 
 def test_registry_lists_the_backbones_and_rejects_unknown_names():

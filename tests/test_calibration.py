@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from transforms.quality.calibration import (THRESHOLDS, Calibration, CalibrationError, SynsetThreshold,
-                                    calibrate, top_box_hits)
+                                            calibrate, top_box_hits)
 from transforms.maps.heatmaps import MapGrid
 
 SETTINGS = {"model": "efficientnet_lite0", "weights": "imagenet", "map_mode": "cell",

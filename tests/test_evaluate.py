@@ -14,7 +14,7 @@ from pipeline.run import run
 from transforms.quality.ground_truth import GroundTruthError, read_ground_truth
 from transforms.maps.heatmaps import MapGrid
 from transforms.quality.localization import (HEAT_THRESHOLDS, centre_heatmap, iou_matrix,
-                                     max_box_accuracy, threshold_sweep)
+                                             max_box_accuracy, threshold_sweep)
 from transforms.maps.boxes import boxes_from_heatmap
 from transforms.quality.calibration import Calibration
 from transforms.io.records import LABELS_SCHEMA, heatmap_values

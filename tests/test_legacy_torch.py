@@ -11,7 +11,7 @@ import pytest
 
 from transforms.model import backbones, efficientnet_lite
 from transforms.model.legacy_torch import (LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION,
-                                     UnsafePickleError, read_legacy_state_dict)
+                                           UnsafePickleError, read_legacy_state_dict)
 
 
 class _FakeTorch:

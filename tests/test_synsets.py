@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 
 from transforms.vocab.synsets import (
-    Synset,
-    SynsetError,
-    class_matrix,
-    class_names,
-    class_wnids,
-    parse_synset_spec,
-    resolve_class_indices,
-    resolve_synset,
-)
+                                      Synset,
+                                      SynsetError,
+                                      class_matrix,
+                                      class_names,
+                                      class_wnids,
+                                      parse_synset_spec,
+                                      resolve_class_indices,
+                                      resolve_synset,
+                                      )
 
 DOG = tuple(range(151, 269))
 

@@ -5,7 +5,7 @@ import pytest
 
 from transforms.vocab.synsets import SynsetError, class_names, resolve_synset
 from transforms.vocab.vocabularies import (load_vocabulary, named_synset, parse_synset_list,
-                                     vocabulary_from_mapping)
+                                           vocabulary_from_mapping)
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
                "cow", "diningtable", "dog", "horse", "motorbike", "pottedplant", "sheep",

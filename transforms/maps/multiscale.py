@@ -20,7 +20,7 @@ from transforms.maps.boxes import DEFAULT_THRESHOLD, Box, boxes_from_heatmap
 from transforms.model.backbones import Backbone
 from transforms.model.fcn import ResponseMapper, map_size
 from transforms.maps.heatmaps import (DEFAULT_FUSION, DEFAULT_HEAT, Fusion, Heat, MapGrid,
-                                 finished_heat, fuse, resample, synset_logits)
+                                      finished_heat, fuse, resample, synset_logits)
 from transforms.maps.scales import DEFAULT_SCALES, Scale
 from transforms.vocab.synsets import Synset, class_matrix
 from transforms.vocab.vocabularies import concepts

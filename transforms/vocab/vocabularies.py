@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from transforms.vocab.synsets import (NUM_CLASSES, Synset, SynsetError, class_synset, lemmas,
-                                parse_synset_spec, resolve_class_indices)
+                                      parse_synset_spec, resolve_class_indices)
 
 BUILTIN = {"voc": "voc.json"}
 TOP_K_VOCABULARIES = ("concepts", "imagenet")
