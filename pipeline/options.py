@@ -15,7 +15,7 @@ from transforms.maps.boxes import DEFAULT_MIN_SCORE, DEFAULT_THRESHOLD
 from transforms.quality.calibration import Calibration, CalibrationError
 from transforms.config import DEFAULT_MODEL, LabelConfig
 from transforms.io.decode import DEFAULT_MAX_PIXELS
-from transforms.model.fcn import MAP_MODES
+from transforms.model.fcn import ENGINES, MAP_MODES, resolve_engine
 from transforms.maps.heatmaps import DEFAULT_FUSION, DEFAULT_HEAT, FUSIONS, HEATS
 from transforms.maps.multiscale import DEFAULT_SCORE_CELLS, DEFAULT_TOP_K
 from transforms.maps.scales import DEFAULT_SCALES, parse_scales
@@ -117,6 +117,11 @@ class LabelOptions(PipelineOptions):
         _add(group, "weights", default="imagenet",
              help="'imagenet' (the model's published weights) or a Keras weights file on any "
                   "Beam filesystem (default: %(default)s)")
+        _add(group, "engine", default="auto",
+             help=f"what runs the model: {', '.join(ENGINES)} or auto: ONNX Runtime on CPU "
+                  "workers (about twice TensorFlow's speed there; its graph is exported from "
+                  "the Keras model once and cached beside the weights), TensorFlow on GPU "
+                  "workers and with --mixed-precision or --xla (default: %(default)s)")
         _add(group, "batch-size", type=int, default=0,
              help="images per model call; 0: each worker chooses, 1 on CPUs (as fast there, "
                   "with far less memory) and 8 on GPUs (default: %(default)s)")
@@ -131,7 +136,8 @@ class LabelOptions(PipelineOptions):
         _add(group, "xla", action="store_true",
              help="compile the model with XLA (once per input shape)")
         _add(group, "tf-threads", type=int, default=0,
-             help="TensorFlow intra-op threads per worker process; 0: on the local runners "
+             help="intra-op threads per worker process of the engine (TensorFlow's or ONNX "
+                  "Runtime's); 0: on the local runners "
                   "with --direct_num_workers N (threads or processes), cores / N, else all "
                   "cores. With several SDK processes per machine, give cores / processes "
                   "(default: %(default)s)")
@@ -171,6 +177,11 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         raise ConfigError(f"--fusion geomean multiplies probabilities: give --heat probability, "
                           f"or fuse {opts.heat} heat with mean or max")
     _choice("--map-mode", opts.map_mode, MAP_MODES)
+    _choice("--engine", opts.engine, (*ENGINES, "auto"))
+    tensorflow_only = opts.mixed_precision or opts.xla
+    if opts.engine == "onnxruntime" and tensorflow_only:
+        raise ConfigError("--mixed-precision and --xla are TensorFlow's: give --engine "
+                          "tensorflow (or auto), or drop them")
     for name, value, low in (("--top-k", opts.top_k, 1), ("--batch-size", opts.batch_size, 0),
                              ("--window-stride", opts.window_stride, 1),
                              ("--progress-every", opts.progress_every, 1),
@@ -224,7 +235,9 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         keep_scale_maps=opts.keep_scale_maps,
         batch_size=opts.batch_size,
         max_pixels=opts.max_image_pixels or None, mixed_precision=opts.mixed_precision,
-        xla=opts.xla, intra_op_threads=opts.tf_threads or local_tf_threads(options))
+        xla=opts.xla, intra_op_threads=opts.tf_threads or local_tf_threads(options),
+        # The launcher is the worker on the local runners: record what auto will be there.
+        engine=resolve_engine(opts.engine, tensorflow_only) if is_local(options) else opts.engine)
     if opts.thresholds:
         calibration = _read_thresholds(opts.thresholds, config)
         config = dataclasses.replace(config, threshold=calibration.default,
@@ -246,18 +259,22 @@ def _read_thresholds(path: str, config: LabelConfig) -> Calibration:
 
 
 def local_tf_threads(options: PipelineOptions) -> int:
-    """TensorFlow threads per model call when the job runs on this machine with several
+    """Engine threads per model call when the job runs on this machine with several
     bundles at once (--direct_num_workers N in multi_threading or multi_processing mode):
     the cores shared among them, as N calls each using every core oversubscribe the CPU
-    (benchmarks/README.md, (a)). 0 (TensorFlow's default, all cores) otherwise."""
+    (benchmarks/README.md, (a)). 0 (the engine's default, all cores) otherwise."""
     direct = options.view_as(DirectOptions)
-    runner = (options.view_as(StandardOptions).runner or "DirectRunner").lower()
-    local = runner.removesuffix("runner") in ("direct", "fnapi")
-    if not local or direct.direct_running_mode == "in_memory":  # one bundle at a time
+    if not is_local(options) or direct.direct_running_mode == "in_memory":  # one bundle at a time
         return 0
     cores = os.cpu_count() or 1
     bundles = direct.direct_num_workers or cores  # Beam reads 0 as one per core
     return max(1, cores // bundles) if bundles > 1 else 0
+
+
+def is_local(options: PipelineOptions) -> bool:
+    """Whether the job runs on this machine (the DirectRunner or its FnApiRunner)."""
+    runner = (options.view_as(StandardOptions).runner or "DirectRunner").lower()
+    return runner.removesuffix("runner") in ("direct", "fnapi")
 
 
 def _choice(flag: str, value: str, choices) -> None:

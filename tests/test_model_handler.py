@@ -38,6 +38,38 @@ def test_out_of_memory_batches_are_split_down_to_single_images(batch, lite0_mapp
     assert all(r.inference.fused.shape[-1] == 2 for r in results)
 
 
+def test_onnx_runtime_allocation_failures_split_batches_too(batch, lite0_mapper, monkeypatch):
+    from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
+
+    images, scales = batch
+    onnx_mapper = fcn.ResponseMapper(lite0_mapper.backbone, lite0_mapper.model, engine="onnxruntime")
+    real = beam_inference.synset_heatmaps_batch
+    sizes = []
+
+    def fits_one_at_a_time(mapper, images, *args, **kwargs):
+        sizes.append(len(images))
+        if len(images) > 1:
+            raise RuntimeException("Failed to allocate memory for requested buffer of size 8")
+        return real(mapper, images, *args, **kwargs)
+
+    monkeypatch.setattr(beam_inference, "synset_heatmaps_batch", fits_one_at_a_time)
+    results = list(FcnModelHandler(LabelConfig(scales=scales)).run_inference(images, onnx_mapper))
+    assert [r.example for r in results] == images and sizes == [3, 1, 2, 1, 1]
+    # Any other failure is not memory: the batch fails at once.
+    assert not onnx_mapper.is_out_of_memory(RuntimeException("Non-zero status code"))
+    assert not onnx_mapper.is_out_of_memory(tf.errors.ResourceExhaustedError(None, None, "OOM"))
+
+
+@pytest.mark.parametrize("gpus, tensorflow_only, expected", [
+    ([], False, "onnxruntime"), (["GPU:0"], False, "tensorflow"), ([], True, "tensorflow")])
+def test_auto_is_onnx_runtime_on_cpus_and_tensorflow_on_gpus(monkeypatch, gpus, tensorflow_only,
+                                                            expected):
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: gpus if kind == "GPU" else [])
+    assert fcn.resolve_engine("auto", tensorflow_only) == expected
+    assert fcn.resolve_engine("tensorflow") == "tensorflow"
+
+
 def test_an_image_that_never_fits_fails_its_batch(batch, lite0_mapper, monkeypatch):
     images, scales = batch
 

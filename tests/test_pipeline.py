@@ -4,6 +4,7 @@ in separate processes."""
 import json
 import os
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -100,7 +101,9 @@ def test_manifests_and_top_k_mode(tmp_path, weights_cache):
         scores = [h["score"] for h in row["heatmaps"]]
         assert len(scores) == 3 and scores == sorted(scores, reverse=True)
     assert {c["index"] for c in cat["top_classes"]} == {281, 282, 285}  # classes as before
-    assert read_run_record(str(output))["config"]["vocabulary"] == "concepts"
+    config = read_run_record(str(output))["config"]
+    assert config["vocabulary"] == "concepts"
+    assert config["engine"] == "onnxruntime"  # auto, on this CPU
     (failure,) = table(output, "errors").to_pylist()
     assert failure["image_uri"] == str(missing) and failure["stage"] == "read"
     assert "gone.jpg" in failure["message"]
@@ -131,6 +134,8 @@ IN, OUT = "<photos>", "<out>"
      "--vocabulary chooses .*: drop one of them"),
     ([IN, OUT, "--vocabulary", "/nonexistent/words.txt"],
      "--vocabulary: /nonexistent/words.txt: No such file.*built in: concepts, imagenet"),
+    ([IN, OUT, "--engine", "onnxruntime", "--xla"], "--mixed-precision and --xla are TensorFlow's"),
+    ([IN, OUT, "--engine", "openvino"], "--engine 'openvino': choose one of tensorflow, onnxruntime, auto"),
     ([IN, OUT, "--score-cells", "0"], r"--score-cells is a fraction of the cells in \(0, 1\]"),
     ([IN, OUT, "--batch-size", "-1"], "--batch-size must be at least 0"),
     (["--input", "/nonexistent/*.jpg", OUT], "--input /nonexistent/\\*.jpg matches no file"),
@@ -151,7 +156,7 @@ def test_help_describes_every_option(capsys):
     assert run(["--help"]) == 0
     text = capsys.readouterr().out
     for flag in ("--input", "--manifest", "--manifest-column", "--output", "--synsets", "--top-k",
-                 "--vocabulary", "--score-cells",
+                 "--vocabulary", "--score-cells", "--engine",
                  "--scales", "--fusion", "--heat", "--threshold", "--thresholds",
                  "--relative-threshold", "--min-box-area", "--min-score",
                  "--map-mode", "--window-stride", "--model", "--weights", "--batch-size",
@@ -219,3 +224,19 @@ def test_tf_threads_share_the_cores_among_local_bundles(monkeypatch, argv, threa
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     options = PipelineOptions(["--input", str(DATA / "dog.jpg"), "--output", "unused", *argv])
     assert label_config(options)[0].intra_op_threads == threads
+
+
+def test_both_engines_label_alike_and_the_run_records_which_ran(tmp_path, weights_cache):
+    rows = {}
+    for engine in ("tensorflow", "onnxruntime"):
+        output = tmp_path / engine
+        assert run(["--input", str(DATA / "dog.jpg"), "--output", str(output), "--synsets",
+                    "dog,bicycle", "--engine", engine, *LOCAL]) == 0
+        assert read_run_record(str(output))["config"]["engine"] == engine
+        (rows[engine],) = table(output, "labels").to_pylist()
+    for a, b in zip(rows["tensorflow"]["heatmaps"], rows["onnxruntime"]["heatmaps"]):
+        assert a["synset"] == b["synset"]
+        np.testing.assert_allclose(a["values"], b["values"], atol=1e-3)
+        np.testing.assert_allclose(a["probabilities"], b["probabilities"], atol=1e-4)
+    box = lambda b: (b["synset"], b["x0"], b["y0"], b["x1"], b["y1"])  # noqa: E731
+    assert [box(b) for b in rows["tensorflow"]["boxes"]] == [box(b) for b in rows["onnxruntime"]["boxes"]]

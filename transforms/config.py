@@ -49,7 +49,10 @@ class LabelConfig:
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     mixed_precision: bool = False
     xla: bool = False
-    intra_op_threads: int = 0  # TensorFlow's CPU thread pool; 0: its default (all cores)
+    # What runs the model: tensorflow, onnxruntime, or auto (each worker's choice,
+    # transforms.model.fcn.resolve_engine); local runs record the engine resolved.
+    engine: str = "auto"
+    intra_op_threads: int = 0  # the engine's CPU thread pool; 0: its default (all cores)
 
     def record(self) -> dict:
         """The settings as JSON values, for run records (and calibrations, which check

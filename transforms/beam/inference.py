@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from transforms.beam.read import ERRORS
 from transforms.config import METRICS_NAMESPACE, LabelConfig
-from transforms.model.fcn import GPU_BATCH_SIZE, ResponseMapper, default_batch_size
+from transforms.model.fcn import GPU_BATCH_SIZE, ResponseMapper, default_batch_size, resolve_engine
 from transforms.maps.multiscale import ScaledImage, SynsetHeatmaps, synset_heatmaps_batch
 from transforms.io.records import error_record, error_row, label_row
 
@@ -66,11 +66,14 @@ class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
     def load_model(self):
         config = self._config
         configure_tensorflow(config.intra_op_threads)
-        log.info("loading %s (%s map) with weights %s", config.model, config.map_mode, config.weights)
+        engine = resolve_engine(config.engine, config.mixed_precision or config.xla)
+        log.info("loading %s (%s map) with weights %s, engine %s", config.model, config.map_mode,
+                 config.weights, engine)
         weights = local_weights(config.weights)
         try:
             return ResponseMapper.load(config.model, weights, config.map_mode,
-                                       config.window_stride, config.mixed_precision, config.xla)
+                                       config.window_stride, config.mixed_precision, config.xla,
+                                       engine, config.intra_op_threads)
         finally:
             if weights != config.weights:  # the temporary copy of a remote file
                 os.remove(weights)
@@ -94,8 +97,8 @@ class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
                                          images_per_call=self._images_per_call, heat=config.heat,
                                          vocabulary=config.top_k_candidates(),
                                          score_cells=config.score_cells)
-        except tf.errors.ResourceExhaustedError:
-            if len(batch) == 1:
+        except Exception as e:
+            if len(batch) == 1 or not model.is_out_of_memory(e):
                 raise
             self._oom_splits.inc()
             log.warning("out of memory on a batch of %d images: splitting it", len(batch))

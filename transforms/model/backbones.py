@@ -99,14 +99,15 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _save_atomically(model: keras.Model, path: Path) -> None:
-    # Concurrent workers may convert at the same time: each writes its own temporary
-    # file and renames it into place, so a reader never sees half a file.
+def write_atomically(path: Path, write: Callable[[str], None]) -> None:
+    """``write(temporary path)``, then rename it to ``path``. Concurrent workers may make
+    the same cached file at the same time: each writes its own temporary file and renames
+    it into place, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".weights.h5")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix="".join(path.suffixes[-2:]))
     os.close(fd)
     try:
-        model.save_weights(tmp, overwrite=True)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -139,7 +140,7 @@ def _lite_imagenet_weights(variant: efficientnet_lite.Variant) -> str:
     model = efficientnet_lite.EfficientNetLite(variant)
     efficientnet_lite.load_torch_state_dict(model, legacy_torch.read_legacy_state_dict(source))
     try:
-        _save_atomically(model, cached)
+        write_atomically(cached, lambda tmp: model.save_weights(tmp, overwrite=True))
     except OSError as e:
         # A read-only home on a worker must not stop the job: convert again next time.
         log.warning("cannot cache converted weights in %s (%s); set %s to a writable folder",

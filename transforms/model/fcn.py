@@ -27,6 +27,9 @@ from transforms.maps.heatmaps import MapGrid
 
 MapMode = Literal["cell", "window"]
 MAP_MODES = ("cell", "window")
+# What runs the model: TensorFlow (the Keras model in a tf.function) or ONNX Runtime (its
+# exported graph, transforms/model/onnx_engine.py; CPU only, float32, no XLA).
+ENGINES = ("tensorflow", "onnxruntime")
 
 # Images per network call when the worker chooses (--batch-size 0). On a CPU, oneDNN
 # compiles kernels for every (layer, input shape, batch size) it meets, and TensorFlow
@@ -35,6 +38,15 @@ MAP_MODES = ("cell", "window")
 # to be kept busy.
 CPU_BATCH_SIZE = 1
 GPU_BATCH_SIZE = 8
+
+
+def resolve_engine(engine: str, tensorflow_only: bool = False) -> str:
+    """The engine ``auto`` means here: ONNX Runtime on a CPU (twice TensorFlow's speed
+    there, benchmarks/README.md), TensorFlow where it sees a GPU (this ONNX Runtime build
+    is CPU-only) or a TensorFlow-only setting is asked for (mixed precision, XLA)."""
+    if engine != "auto":
+        return engine
+    return "tensorflow" if tensorflow_only or tf.config.list_physical_devices("GPU") else "onnxruntime"
 
 
 def default_batch_size() -> int:
@@ -101,7 +113,8 @@ class ResponseMapper:
     """A fully convolutional backbone ready for batched inference.
 
     Images go in as RGB arrays in [0, 255] (uint8 or float), a batch of one size at a
-    time; preprocessing runs inside the graph.
+    time; preprocessing runs inside the TensorFlow graph, or in numpy before the ONNX
+    Runtime one (``engine``; ``intra_op_threads`` 0: the engine's default, every core).
     """
 
     backbone: Backbone
@@ -109,21 +122,36 @@ class ResponseMapper:
     map_mode: MapMode = "cell"
     window_stride: int = 1
     jit_compile: bool = False
+    engine: str = "tensorflow"
+    intra_op_threads: int = 0
 
     @classmethod
     def load(cls, name: str = "efficientnet_lite0", weights: str | None = "imagenet",
              map_mode: MapMode = "cell", window_stride: int = 1,
-             mixed_precision: bool = False, jit_compile: bool = False) -> "ResponseMapper":
+             mixed_precision: bool = False, jit_compile: bool = False,
+             engine: str = "tensorflow", intra_op_threads: int = 0) -> "ResponseMapper":
         """``mixed_precision``: float16 compute with float32 weights and outputs (Keras's
         mixed_float16 policy), for GPUs with tensor cores; CPUs run it too, slowly.
-        ``jit_compile``: XLA, compiled once per input shape (shape buckets keep those few)."""
+        ``jit_compile``: XLA, compiled once per input shape (shape buckets keep those few).
+        Both are TensorFlow's: the onnxruntime engine refuses them."""
         backbone = get_backbone(name)
         with dtype_policy("mixed_float16" if mixed_precision else None):
             classifier = load_classifier(name, weights)
             model = fully_convolutional(classifier, backbone, map_mode, window_stride)
-        return cls(backbone, model, map_mode, window_stride, jit_compile)
+        return cls(backbone, model, map_mode, window_stride, jit_compile, engine, intra_op_threads)
 
     def __post_init__(self):
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        self._onnx = None
+        if self.engine == "onnxruntime":
+            if self.jit_compile or self.model.dtype_policy.name != "float32":
+                raise ValueError("the onnxruntime engine runs the float32 model without XLA: "
+                                 "use the tensorflow engine for mixed precision or XLA")
+            from transforms.model.onnx_engine import OnnxRuntimeEngine
+
+            self._onnx = OnnxRuntimeEngine(self.model, self.intra_op_threads)
+            return
         # One trace per input shape; reduce_retracing generalises after a few shapes
         # (not under XLA, which compiles each shape anyway).
         self._class_logits = tf.function(self._class_logits_graph, jit_compile=self.jit_compile,
@@ -150,12 +178,29 @@ class ResponseMapper:
         bottom and right to share the batch's shape; None: no padding.
         """
         images = _as_batch(images)
-        return self._class_logits(images, _content_sizes(images, content_sizes)).numpy()
+        sizes = _content_sizes(images, content_sizes)
+        if self._onnx is not None:
+            return self._onnx(self._masked_inputs(images, sizes))
+        return self._class_logits(images, sizes).numpy()
+
+    def _masked_inputs(self, images: np.ndarray, content_sizes: np.ndarray) -> np.ndarray:
+        """What ``_class_logits_graph`` feeds the model, in numpy: preprocessed inputs,
+        zero beyond each image's content."""
+        x = np.asarray(self.backbone.preprocess(images.astype(np.float32)), np.float32)
+        rows = np.arange(x.shape[1])[None, :] < content_sizes[:, :1]
+        cols = np.arange(x.shape[2])[None, :] < content_sizes[:, 1:]
+        return x * (rows[:, :, None, None] & cols[:, None, :, None])
 
     def class_maps(self, images: np.ndarray, content_sizes: np.ndarray | None = None) -> np.ndarray:
         """(N, H, W, 3) → (N, h, w, classes) per-cell class probabilities (as
         ``class_logits``, softmax over the classes)."""
         return special.softmax(self.class_logits(images, content_sizes), axis=-1)
+
+    def is_out_of_memory(self, error: BaseException) -> bool:
+        """Whether ``error``, raised by ``class_logits``, means the batch did not fit."""
+        if self._onnx is not None:
+            return self._onnx.is_out_of_memory(error)
+        return isinstance(error, tf.errors.ResourceExhaustedError)
 
     def map_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
         """The response map's (h, w) for an (H, W) input, without running the network."""
