@@ -119,9 +119,10 @@ class LabelOptions(PipelineOptions):
                   "Beam filesystem (default: %(default)s)")
         _add(group, "engine", default="auto",
              help=f"what runs the model: {', '.join(ENGINES)} or auto: ONNX Runtime on CPU "
-                  "workers (about twice TensorFlow's speed there; its graph is exported from "
-                  "the Keras model once and cached beside the weights), TensorFlow on GPU "
-                  "workers and with --mixed-precision or --xla (default: %(default)s)")
+                  "workers (it runs the model 1.6 times as fast as TensorFlow there; its "
+                  "graph is exported from the Keras model once and cached beside the "
+                  "weights), TensorFlow on GPU workers and with --mixed-precision or --xla "
+                  "(default: %(default)s)")
         _add(group, "batch-size", type=int, default=0,
              help="images per model call; 0: each worker chooses, 1 on CPUs (as fast there, "
                   "with far less memory) and 8 on GPUs (default: %(default)s)")

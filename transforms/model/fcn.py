@@ -41,9 +41,10 @@ GPU_BATCH_SIZE = 8
 
 
 def resolve_engine(engine: str, tensorflow_only: bool = False) -> str:
-    """The engine ``auto`` means here: ONNX Runtime on a CPU (twice TensorFlow's speed
-    there, benchmarks/README.md), TensorFlow where it sees a GPU (this ONNX Runtime build
-    is CPU-only) or a TensorFlow-only setting is asked for (mixed precision, XLA)."""
+    """The engine ``auto`` means here: ONNX Runtime on a CPU (it runs the model 1.6 times
+    as fast as TensorFlow there, benchmarks/README.md, (a)), TensorFlow where it sees a
+    GPU (this ONNX Runtime build is CPU-only) or a TensorFlow-only setting is asked for
+    (mixed precision, XLA)."""
     if engine != "auto":
         return engine
     return "tensorflow" if tensorflow_only or tf.config.list_physical_devices("GPU") else "onnxruntime"
