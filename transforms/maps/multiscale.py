@@ -199,6 +199,7 @@ def synset_heatmaps_batch(mapper: ResponseMapper, images: Sequence[ScaledImage],
         check_inputs_fit(image, scales, mapper.backbone, mapper.map_mode, mapper.window_stride)
     candidates = tuple(synsets if synsets is not None else vocabulary or concepts())
     candidate_matrix = _candidate_matrix(candidates, mapper.num_classes)
+    fixed_matrix = None if synsets is None else candidate_matrix.toarray()
     results = []
     logits_per_image = _class_logits_per_scale(mapper, images, scales, bucket, images_per_call)
     for image, class_logits in zip(images, logits_per_image):
@@ -208,9 +209,9 @@ def synset_heatmaps_batch(mapper: ResponseMapper, images: Sequence[ScaledImage],
         if synsets is None:
             order = np.argsort(-scores, kind="stable")[:top_k]
             chosen, scores = tuple(candidates[i] for i in order), scores[order]
+            matrix = candidate_matrix[:, order].toarray()
         else:
-            chosen = candidates
-        matrix = class_matrix(chosen, mapper.num_classes)
+            chosen, matrix = candidates, fixed_matrix
         per_scale = []
         for scale, pixels, logits, probabilities in zip(scales, image.inputs, class_logits,
                                                         class_probabilities):
