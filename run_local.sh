@@ -23,12 +23,10 @@ if [ $# -gt 0 ] && [[ "$1" != --* ]]; then
   shift
 fi
 output="output/$(date +%Y%m%d-%H%M%S)"
-export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
-# Two bundles at a time in threads: decoding and box-making (Python) overlap the model
-# (TensorFlow, which releases the GIL; each call then gets half the cores); the fastest
-# local setting measured (benchmarks/README.md).
-.venv/bin/python -m pipeline "${inputs[@]}" --output "$output" --runner FnApiRunner \
-  --direct_num_workers=2 --direct_running_mode=multi_threading "$@"
+# The job itself runs two bundles at a time in threads here (decoding and boxes overlap
+# the model; each model call on half the cores), the fastest local setting measured
+# (benchmarks/README.md), unless --direct_num_workers or --direct_running_mode is given.
+.venv/bin/python -m pipeline "${inputs[@]}" --output "$output" --runner FnApiRunner "$@"
 ls -l "$output"
 # Pictures: each photo beside its heatmaps and boxes, and a sortable contact sheet (of
 # the first 500 images: about 0.5 s and 2 MB each; python -m pipeline.render does more).

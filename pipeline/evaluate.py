@@ -179,7 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     scores = [score(m) for m in matches]
     metrics = summarize_by_synset(scores)
-    labels = {p.synset.wnid: p.synset.label for p in truth.pairs}
+    # The dataset's own class names where a mapping gave them (a synset of several
+    # ImageNet classes is otherwise labelled by all their names).
+    labels = ({s.wnid: name for name, s in classes.items()} if classes is not None
+              else {p.synset.wnid: p.synset.label for p in truth.pairs})
     for wnid, m in metrics["synsets"].items():
         m["label"] = labels[wnid]
     print(format_table(metrics))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+from typing import Sequence
 
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
@@ -144,6 +145,10 @@ class LabelOptions(PipelineOptions):
                   "(default: %(default)s)")
         _add(group, "progress-every", type=int, default=1000,
              help="log a progress line every N images per worker")
+        _add(group, "verbose", action="store_true",
+             help="also show every library's log (TensorFlow's start-up, Beam's INFO lines, "
+                  "warnings that ask nothing of you); by default the job shows what it does, "
+                  "its progress and warnings to act on")
 
 
 def _weights_checksum(model: str, weights: str) -> str:
@@ -236,7 +241,7 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         keep_scale_maps=opts.keep_scale_maps,
         batch_size=opts.batch_size,
         max_pixels=opts.max_image_pixels or None, mixed_precision=opts.mixed_precision,
-        xla=opts.xla, intra_op_threads=opts.tf_threads or local_tf_threads(options),
+        xla=opts.xla, intra_op_threads=engine_threads(options),
         # The launcher is the worker on the local runners: record what auto will be there.
         engine=resolve_engine(opts.engine, tensorflow_only) if is_local(options) else opts.engine)
     if opts.thresholds:
@@ -259,6 +264,36 @@ def _read_thresholds(path: str, config: LabelConfig) -> Calibration:
     return calibration
 
 
+# Beam's own flags for how many bundles the local runners run at once, and how.
+LOCAL_PARALLELISM_FLAGS = ("--direct_num_workers", "--direct_running_mode")
+# The job's choice when none is given: two bundles in threads, so that decoding and
+# boxes (Python) overlap the model (which releases the GIL), each model call on half the
+# cores. Measured on 2 cores: 0.60 of model-only throughput one bundle at a time, 0.96
+# with two in threads, no better with three (benchmarks/README.md, (a)).
+AUTO_LOCAL_PARALLELISM = {"direct_num_workers": 2, "direct_running_mode": "multi_threading"}
+
+
+def choose_local_parallelism(options: PipelineOptions, argv: Sequence[str]) -> dict | None:
+    """On the local runners, the bundles at once and how: the user's (any of
+    ``LOCAL_PARALLELISM_FLAGS`` given wins) or else the job's ``AUTO_LOCAL_PARALLELISM``,
+    set in ``options``. Returns what runs, and who chose it, for run.json; None elsewhere."""
+    if not is_local(options):
+        return None
+    direct = options.view_as(DirectOptions)
+    given = any(arg.split("=", 1)[0] in LOCAL_PARALLELISM_FLAGS for arg in argv)
+    if not given:
+        for name, value in AUTO_LOCAL_PARALLELISM.items():
+            setattr(direct, name, value)
+    return {"direct_num_workers": direct.direct_num_workers,
+            "direct_running_mode": direct.direct_running_mode,
+            "chosen_by": "user" if given else "job"}
+
+
+def engine_threads(options: PipelineOptions) -> int:
+    """Intra-op threads per model call: --tf-threads, else the local runners' share."""
+    return options.view_as(LabelOptions).tf_threads or local_tf_threads(options)
+
+
 def local_tf_threads(options: PipelineOptions) -> int:
     """Engine threads per model call when the job runs on this machine with several
     bundles at once (--direct_num_workers N in multi_threading or multi_processing mode):
@@ -276,6 +311,13 @@ def is_local(options: PipelineOptions) -> bool:
     """Whether the job runs on this machine (the DirectRunner or its FnApiRunner)."""
     runner = (options.view_as(StandardOptions).runner or "DirectRunner").lower()
     return runner.removesuffix("runner") in ("direct", "fnapi")
+
+
+def workers_in_this_process(options: PipelineOptions) -> bool:
+    """Whether the job's workers run inside this process (the local runners in memory or
+    in threads), so that what they tally here is the job's progress."""
+    direct = options.view_as(DirectOptions)
+    return is_local(options) and direct.direct_running_mode != "multi_processing"
 
 
 def _choice(flag: str, value: str, choices) -> None:

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import string
+from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -102,6 +103,20 @@ def table_files(output: str, name: str) -> list[str]:
     """The Parquet files of one of a run's tables, in shard order (any Beam filesystem)."""
     pattern = _path(output, f"{name}-*.parquet")
     return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+
+
+def iter_table_rows(output: str, name: str, columns: list[str] | None = None,
+                    batch_rows: int = 256) -> Iterator[dict]:
+    """The rows of one of a run's tables as dicts, file by file, ``batch_rows`` at a time:
+    memory does not grow with the table."""
+    paths = table_files(output, name)
+    if not paths:
+        raise OutputError(f"no {name} table in {output}: give the --output folder of a "
+                          "pipeline run")
+    for path in paths:
+        with FileSystems.open(path) as f:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_rows, columns=columns):
+                yield from batch.to_pylist()
 
 
 def read_table(output: str, name: str, columns: list[str] | None = None) -> pa.Table:

@@ -3,6 +3,7 @@ heatmaps, fusion, boxes → Parquet; then run.json and a summary line."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import importlib.metadata
 import logging
@@ -15,10 +16,14 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.options import ConfigError, LabelOptions, label_config, suggest, unknown_flags
+from pipeline.console import configure_console
+from pipeline.options import (ConfigError, LabelOptions, choose_local_parallelism, engine_threads,
+                              label_config, suggest, unknown_flags, workers_in_this_process)
 from pipeline.outputs import (RUN_RECORD, SUCCESS, OutputError, prepare_output, resolve_output,
                               write_json)
-from transforms.beam.inference import FcnModelHandler, ToLabelRows, failed_batch_rows
+from transforms.beam.inference import (FcnModelHandler, ToLabelRows, configure_tensorflow,
+                                       failed_batch_rows)
+from transforms.beam.progress import TALLY, ProgressReporter, count_finished
 from transforms.beam.read import (ERRORS, SKIPPED, DecodeImages, ReadImageUris, SkipUnchanged,
                                   StatFiles)
 from transforms.beam.write import WriteTable, count_rows
@@ -41,7 +46,8 @@ def build(p: beam.Pipeline, opts: LabelOptions, config: LabelConfig, output: str
     if skip_existing:
         split = sources | "SkipUnchanged" >> SkipUnchanged(skip_existing, opts.content_hash)
         sources = split.new
-        split[SKIPPED] | "WriteSkipped" >> WriteTable(output, "skipped", SKIPPED_SCHEMA)
+        (split[SKIPPED] | "ProgressSkipped" >> beam.Map(count_finished)
+         | "WriteSkipped" >> WriteTable(output, "skipped", SKIPPED_SCHEMA))
     decoded = sources | "Decode" >> beam.ParDo(DecodeImages(config)).with_outputs(ERRORS, main="images")
     handler = KeyedModelHandler(FcnModelHandler(config, large_model=opts.large_model))
     maps, dead_letters = (decoded.images
@@ -51,8 +57,10 @@ def build(p: beam.Pipeline, opts: LabelOptions, config: LabelConfig, output: str
     failed_batches = dead_letters.failed_inferences | "FailedBatches" >> beam.FlatMap(failed_batch_rows)
     errors = ((stat[ERRORS], decoded[ERRORS], rows[ERRORS], failed_batches)
               | "AllErrors" >> beam.Flatten())
-    rows.labels | "WriteLabels" >> WriteTable(output, "labels", LABELS_SCHEMA)
-    errors | "WriteErrors" >> WriteTable(output, "errors", ERRORS_SCHEMA)
+    (rows.labels | "ProgressLabelled" >> beam.Map(count_finished)
+     | "WriteLabels" >> WriteTable(output, "labels", LABELS_SCHEMA))
+    (errors | "ProgressFailed" >> beam.Map(count_finished)
+     | "WriteErrors" >> WriteTable(output, "errors", ERRORS_SCHEMA))
 
 
 def _counters(result) -> dict[str, int] | None:
@@ -102,6 +110,7 @@ def run(argv: list[str] | None = None) -> int:
         _arg_parser().print_help()
         return 0
     options = PipelineOptions(argv)
+    local_parallelism = choose_local_parallelism(options, argv)
     opts = options.view_as(LabelOptions)
     started_at = dt.datetime.now(dt.timezone.utc)
     try:
@@ -109,6 +118,10 @@ def run(argv: list[str] | None = None) -> int:
         if unknown:
             raise ConfigError(f"unknown option --{unknown[0]}"
                               f"{suggest(unknown[0], options.get_all_options())}")
+        if workers_in_this_process(options):
+            # Before anything starts TensorFlow's runtime here (converting weights does),
+            # as the workers of this process can set its threads only until then.
+            configure_tensorflow(max(0, engine_threads(options)))
         config, weights_checksum = label_config(options)
         output = resolve_output(opts.output, started_at, opts.run_id)
         removed = prepare_output(output, opts.overwrite)
@@ -125,14 +138,17 @@ def run(argv: list[str] | None = None) -> int:
     started = time.time()
     p = beam.Pipeline(options=options)
     build(p, opts, config, output, skip_existing)
-    result = p.run()
-    result.wait_until_finish()
+    TALLY.reset()
+    with ProgressReporter() if workers_in_this_process(options) else contextlib.nullcontext():
+        result = p.run()
+        result.wait_until_finish()
     return _finish(result, output, options, config, weights_checksum,
-                   started_at, time.time() - started)
+                   started_at, time.time() - started, local_parallelism)
 
 
 def _finish(result, output: str, options: PipelineOptions, config: LabelConfig,
-            weights_checksum: str, started_at: dt.datetime, wall: float) -> int:
+            weights_checksum: str, started_at: dt.datetime, wall: float,
+            local_parallelism: dict | None) -> int:
     """Count, check the accounting and the error fraction, write run.json and, when
     all holds, the _SUCCESS marker (last)."""
     opts = options.view_as(LabelOptions)
@@ -166,17 +182,24 @@ def _finish(result, output: str, options: PipelineOptions, config: LabelConfig,
         "weights_checksum": weights_checksum,
         "config": config.record(),
         "options": options.get_all_options(drop_default=True),
+        # On the local runners: bundles at once and how, given or chosen by the job.
+        "local_parallelism": local_parallelism,
         "versions": _versions(),
         "counts": counts,
         "counters": counters,
         "wall_time_s": round(wall, 3),
         "images_per_s": round(processed / wall, 3) if wall else None,
+        # Without start-up (matching, model loading): from the first image done to the last.
+        "steady_images_per_s": _rounded(TALLY.steady_rate() if workers_in_this_process(options)
+                                        else None),
     }
     write_json(output, RUN_RECORD, record)
     skipped_note = f" ({skipped} more skipped as unchanged)" if opts.skip_existing else ""
+    steady = (f", {record['steady_images_per_s']} after start-up"
+              if record["steady_images_per_s"] else "")
     print(f"{processed} images: {labelled} labelled, {failed} failed{skipped_note}, "
           f"{counts.get('boxes')} boxes "
-          f"in {wall:.1f} s ({record['images_per_s']} images/s); output in {output}")
+          f"in {wall:.1f} s ({record['images_per_s']} images/s{steady}); output in {output}")
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -185,6 +208,10 @@ def _finish(result, output: str, options: PipelineOptions, config: LabelConfig,
     return 0
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_console(sys.argv[1:])  # unless __main__ did, before the imports above
     sys.exit(run())

@@ -1,5 +1,5 @@
 """The default settings' localization on real PASCAL VOC photos, pinned: a change that
-localizes worse fails here. Uses ../shared/voc07-dev beside the repository (500 VOC2007
+localizes worse fails here; and that run exported in every format and read back. Uses ../shared/voc07-dev beside the repository (500 VOC2007
 test photos; research use, read from there and never copied into the repository); the
 test skips, saying so, where it is absent."""
 import json
@@ -9,8 +9,10 @@ import pytest
 
 from pipeline.evaluate import main as evaluate
 from pipeline.run import run
+from transforms.vocab.vocabularies import load_vocabulary
 
 from conftest import LOCAL
+from test_export import check_coco, check_label_studio, check_pascal_voc, check_yolo
 
 VOC = Path(__file__).resolve().parents[2] / "shared" / "voc07-dev"
 IMAGES = 200  # the first, by file name: a quarter of a minute of labelling on 2 cores
@@ -25,7 +27,7 @@ pytestmark = pytest.mark.skipif(
 PINNED = {"pairs": 229, "corloc": 100 * 114 / 229, "max_box_acc_v2": 53.86}
 
 
-def test_defaults_keep_their_quality_on_voc_photos(tmp_path, weights_cache):
+def test_defaults_keep_their_quality_on_voc_photos(tmp_path, weights_cache, capsys):
     images = sorted((VOC / "JPEGImages").glob("*.jpg"))[:IMAGES]
     manifest = tmp_path / "images.txt"
     manifest.write_text("".join(f"{path}\n" for path in images))
@@ -33,12 +35,23 @@ def test_defaults_keep_their_quality_on_voc_photos(tmp_path, weights_cache):
     assert run(["--manifest", str(manifest), "--synsets", "voc", "--output", str(output),
                 *LOCAL, "--direct_num_workers=2", "--direct_running_mode=multi_threading"]) == 0
     metrics_path = tmp_path / "metrics.json"
+    capsys.readouterr()  # the job's own lines
     assert evaluate(["--labels", str(output), "--ground-truth", str(VOC / "Annotations"),
                      "--classes", "voc", "--json", str(metrics_path)]) == 0
-    overall = json.loads(metrics_path.read_text())["overall"]
+    metrics = json.loads(metrics_path.read_text())
+    overall = metrics["overall"]
     assert overall["pairs"] == PINNED["pairs"]
+    # Synsets are named by the dataset's classes, so the table stays narrow.
+    assert {m["label"] for m in metrics["synsets"].values()} <= set(load_vocabulary("voc"))
+    assert max(len(line) for line in capsys.readouterr().out.splitlines()) < 100
     one_pair = 100 / overall["pairs"]
     assert overall["corloc"] >= PINNED["corloc"] - one_pair
     assert overall["max_box_acc_v2"] >= PINNED["max_box_acc_v2"] - one_pair
     # And well clear of a fixed centred box.
     assert overall["corloc"] >= overall["centre_corloc"] + 10
+
+    # The run exports in every format, read back as the formats' users read them.
+    check_coco(output, tmp_path / "coco")
+    check_yolo(output, tmp_path / "yolo")
+    check_pascal_voc(output, tmp_path / "voc", load_vocabulary("voc"))
+    check_label_studio(output, tmp_path / "labelstudio")

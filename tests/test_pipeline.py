@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.outputs import read_run_record
 from pipeline.run import run
+from transforms.beam.progress import TALLY
 from transforms.io.records import ERRORS_SCHEMA, LABELS_SCHEMA
 
 from conftest import DATA, GOOD, LOCAL, by_uri, table
@@ -71,6 +72,12 @@ def test_end_to_end_labels_errors_and_run_record(photos, tmp_path, weights_cache
     assert record["config"]["scales"] == ["288", "576"]
     assert record["versions"]["apache-beam"].startswith("2.")
     assert "5 images: 3 labelled, 2 failed" in capsys.readouterr().out
+    # The workers ran in this process: every image tallied for the progress line.
+    assert (TALLY.listed, TALLY.finished) == (5, 5)
+    assert record["steady_images_per_s"] > 0
+    # No Beam parallelism flag given: the job chose two bundles in threads, and said so.
+    assert record["local_parallelism"] == {"direct_num_workers": 2, "chosen_by": "job",
+                                           "direct_running_mode": "multi_threading"}
 
     # The contract: readable as they are by pandas and DuckDB too.
     import duckdb
@@ -179,6 +186,8 @@ def test_portable_runner_with_external_workers(photos, tmp_path, worker_pool):
     # The accounting holds across processes too, and is checked before _SUCCESS.
     counts = json.loads((output / "_SUCCESS").read_text())["counts"]
     assert (counts["matched"], counts["labelled"], counts["failed"]) == (5, 3, 2)
+    # Progress is tallied where workers run, not here: no steady rate is claimed.
+    assert read_run_record(str(output))["steady_images_per_s"] is None
 
 
 def test_a_failing_inference_batch_becomes_error_rows(photos, tmp_path, weights_cache, monkeypatch):
@@ -224,6 +233,27 @@ def test_tf_threads_share_the_cores_among_local_bundles(monkeypatch, argv, threa
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     options = PipelineOptions(["--input", str(DATA / "dog.jpg"), "--output", "unused", *argv])
     assert label_config(options)[0].intra_op_threads == threads
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], {"direct_num_workers": 2, "direct_running_mode": "multi_threading", "chosen_by": "job"}),
+    (["--direct_num_workers=1"], {"direct_num_workers": 1, "direct_running_mode": "in_memory",
+                                  "chosen_by": "user"}),
+    (["--direct_running_mode", "multi_processing"],
+     {"direct_num_workers": 1, "direct_running_mode": "multi_processing", "chosen_by": "user"}),
+])
+def test_the_job_chooses_local_parallelism_unless_the_user_did(argv, expected):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.options import choose_local_parallelism, engine_threads
+
+    full = ["--input", "x.jpg", "--output", "unused", "--runner", "FnApiRunner", *argv]
+    options = PipelineOptions(full)
+    assert choose_local_parallelism(options, full) == expected
+    if expected["chosen_by"] == "job":  # and each model call gets its share of the cores
+        assert engine_threads(options) == max(1, (os.cpu_count() or 1) // 2)
+    dataflow = ["--runner", "DataflowRunner", "--input", "x.jpg", "--output", "unused"]
+    assert choose_local_parallelism(PipelineOptions(dataflow), dataflow) is None
 
 
 def test_both_engines_label_alike_and_the_run_records_which_ran(tmp_path, weights_cache):

@@ -17,6 +17,7 @@ from PIL import Image
 
 from pipeline import render
 from pipeline.run import run
+from transforms.io import records
 from transforms.viz import overlay
 from transforms.maps.heatmaps import fuse
 
@@ -281,7 +282,7 @@ def test_runs_as_a_module(labelled, tmp_path):
 
 def test_contact_sheet_escapes_the_data():
     nasty = 'gs://b/<script>alert("x")</script>&"q".jpg'
-    best = overlay.LabelBox("n1", "<b>dog</b>", 0.5, 0, 0, 1, 1)
+    best = records.LabelBox("n1", "<b>dog</b>", 0.5, 0, 0, 1, 1)
     page = overlay.contact_sheet_html(
         [overlay.SheetEntry(nasty, 1, 1, "a b#c.png", "thumbs/a b#c.jpg", best, 1,
                             (("<i>cat</i>", 0.1),))], "<title>", "note & <note>")

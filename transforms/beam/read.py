@@ -14,6 +14,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from PIL import Image
 
+from transforms.beam.progress import count_listed
 from transforms.model.backbones import get_backbone
 from transforms.config import METRICS_NAMESPACE, LabelConfig
 from transforms.io.decode import decode_image
@@ -92,6 +93,7 @@ class ReadImageUris(beam.PTransform):
         # A URI listed twice (twice in a manifest, or by overlapping patterns) is processed
         # once. Distinct's shuffle also spreads the work, which was matched on one worker.
         return (sources | beam.Flatten() | "CountListed" >> beam.Map(_counted, listed)
+                | "ProgressListed" >> beam.Map(count_listed)
                 | "Distinct" >> beam.Distinct() | "CountMatched" >> beam.Map(_counted, matched))
 
 

@@ -3,12 +3,15 @@ their rows."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
-from transforms.maps.multiscale import SynsetHeatmaps
 from transforms.vocab.synsets import class_synset
+
+if TYPE_CHECKING:  # the maps need TensorFlow; readers of the tables (export, render) do not
+    from transforms.maps.multiscale import SynsetHeatmaps
 
 BOX = pa.struct([
     ("synset", pa.string()), ("label", pa.string()), ("score", pa.float32()),
@@ -49,6 +52,27 @@ ERRORS_SCHEMA = pa.schema([
     ("message", pa.string()), *SOURCE_FIELDS,
 ])
 SKIPPED_SCHEMA = pa.schema([("image_uri", pa.string()), *SOURCE_FIELDS])
+
+
+@dataclass(frozen=True)
+class LabelBox:
+    """A box of a labels row, in original image pixels (x0, y0 inclusive, x1, y1
+    exclusive), as its readers (pictures, exports) take it."""
+
+    synset: str
+    label: str
+    score: float
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+def row_boxes(row: dict) -> list[LabelBox]:
+    """A labels row's boxes, best score first (as written)."""
+    return [LabelBox(b["synset"], b["label"], float(b["score"]), float(b["x0"]), float(b["y0"]),
+                     float(b["x1"]), float(b["y1"]))
+            for b in row.get("boxes") or []]
 
 
 def heatmap_values(entry: dict, field: str = "values") -> np.ndarray:

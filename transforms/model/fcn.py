@@ -188,9 +188,10 @@ class ResponseMapper:
         """What ``_class_logits_graph`` feeds the model, in numpy: preprocessed inputs,
         zero beyond each image's content."""
         x = np.asarray(self.backbone.preprocess(images.astype(np.float32)), np.float32)
-        rows = np.arange(x.shape[1])[None, :] < content_sizes[:, :1]
-        cols = np.arange(x.shape[2])[None, :] < content_sizes[:, 1:]
-        return x * (rows[:, :, None, None] & cols[:, None, :, None])
+        for image, (height, width) in zip(x, content_sizes):  # in place: no mask-sized temporaries
+            image[height:] = 0
+            image[:, width:] = 0
+        return x
 
     def class_maps(self, images: np.ndarray, content_sizes: np.ndarray | None = None) -> np.ndarray:
         """(N, H, W, 3) → (N, h, w, classes) per-cell class probabilities (as

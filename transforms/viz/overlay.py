@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw, ImageFont
 from transforms.maps.boxes import upsample
 from transforms.io.decode import decode_image
 from transforms.maps.heatmaps import MapGrid
-from transforms.io.records import file_name, heatmap_values
+from transforms.io.records import LabelBox, file_name, heatmap_values, row_boxes
 
 DEFAULT_MAX_SIDE = 640
 DEFAULT_COLORMAP = "inferno"
@@ -50,20 +50,6 @@ THUMBNAIL_SIDE = 200
 
 
 @dataclass(frozen=True)
-class LabelBox:
-    """A box of a labels row, in original image pixels (x0, y0 inclusive, x1, y1
-    exclusive)."""
-
-    synset: str
-    label: str
-    score: float
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-
-
-@dataclass(frozen=True)
 class HeatPanel:
     """One map to show: ``values`` (h, w) on a grid uniform over the image, captioned
     with ``title``; ``boxes`` are drawn on it."""
@@ -74,11 +60,6 @@ class HeatPanel:
 
 
 # ---- labels rows (LABELS_SCHEMA dicts) → pictures' inputs ----------------------------
-
-def row_boxes(row: dict) -> list[LabelBox]:
-    """The row's boxes, best score first (as written)."""
-    return [LabelBox(b["synset"], b["label"], float(b["score"]), b["x0"], b["y0"], b["x1"], b["y1"])
-            for b in row.get("boxes") or []]
 
 
 def heat_panels(row: dict) -> list[HeatPanel]:

@@ -1,0 +1,182 @@
+"""python -m pipeline.export: a finished run's boxes in the formats detectors and
+labelling tools read.
+
+    python -m pipeline.export --labels OUTPUT_DIR --format coco|yolo|voc|labelstudio \\
+        --out DIR [--min-score S] [--max-boxes-per-synset N] [--images copy|link|none]
+
+coco: DIR/annotations.json (train detectors: Detectron2, MMDetection, torchvision);
+yolo: DIR/data.yaml, DIR/labels/, DIR/images/ (Ultralytics); voc: DIR/Annotations/,
+DIR/JPEGImages/; labelstudio: DIR/tasks.json with predictions and DIR/label_config.xml
+(import both into a Label Studio project to review the boxes). Categories are the run's
+synsets (its --synsets, or in top-k mode its whole vocabulary) in the run's order, so
+runs with the same synsets export the same ids. OUTPUT_DIR may be on any Beam
+filesystem; DIR is local. A run without _SUCCESS is refused: its tables may be partial.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.outputs import SUCCESS, OutputError, iter_table_rows, read_run_record
+from transforms.export.coco import write_coco
+from transforms.export.label_studio import write_label_studio
+from transforms.export.labelled import (CategoryIndex, LabelledImage, UniqueNames, categories,
+                                        labelled_images)
+from transforms.export.pascal_voc import IMAGES as VOC_IMAGES
+from transforms.export.pascal_voc import write_pascal_voc
+from transforms.export.yolo import write_yolo
+from transforms.vocab.vocabularies import top_k_vocabulary
+
+FORMATS = ("coco", "yolo", "voc", "labelstudio")
+IMAGE_MODES = ("copy", "link", "none")
+# Where each format keeps the images; and whether it needs them beside the labels.
+IMAGE_FOLDERS = {"coco": "images", "yolo": "images", "voc": VOC_IMAGES, "labelstudio": "images"}
+DEFAULT_IMAGES = {"coco": "none", "yolo": "copy", "voc": "copy", "labelstudio": "none"}
+LABEL_COLUMNS = ["image_uri", "width", "height", "boxes"]
+LOCAL_FILES_URL = "/data/local-files/?d="
+
+
+class ExportError(Exception):
+    """A mistake in what to export or where (exit 2, nothing written)."""
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.export",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--labels", required=True, metavar="DIR",
+                        help="output folder of a finished pipeline run (any Beam filesystem)")
+    parser.add_argument("--format", required=True, choices=FORMATS)
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="local folder to write to: new or empty")
+    parser.add_argument("--min-score", type=float, default=0.0, metavar="S",
+                        help="leave out boxes scoring below S (default: keep every box)")
+    parser.add_argument("--max-boxes-per-synset", type=int, default=None, metavar="N",
+                        help="keep each image's N best boxes of each synset (default: all)")
+    parser.add_argument("--images", choices=IMAGE_MODES, default=None,
+                        help="put the photos in the export: copy them (from any filesystem), "
+                             "link them (local photos), or none (the labels name them by their "
+                             "URI). Default: copy for yolo and voc, which need them beside the "
+                             "labels; none for coco and labelstudio")
+    args = parser.parse_args(argv)
+    if args.max_boxes_per_synset is not None and args.max_boxes_per_synset < 1:
+        parser.error("--max-boxes-per-synset must be at least 1")
+    args.images = args.images or DEFAULT_IMAGES[args.format]
+    return args
+
+
+def run_synsets(record: dict) -> list[tuple[str, str]]:
+    """(wnid, label) of the synsets a run labelled with, in its order: its --synsets, or
+    the vocabulary its top-k mode picked from."""
+    config = record["config"]
+    chosen = config.get("synsets") or config.get("vocabulary_synsets")
+    if chosen:
+        return [(s["wnid"], s["label"]) for s in chosen]
+    return [(s.wnid, s.label) for s in top_k_vocabulary(config["vocabulary"])]
+
+
+class ImagePlacer:
+    """Puts each photo in the export's image folder (copy or link) and says how the
+    labels refer to it: its file name there, or with ``none`` its URI."""
+
+    def __init__(self, folder: Path, mode: str):
+        self._folder, self._mode = folder, mode
+        self._names = UniqueNames()
+        if mode != "none":
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, uri: str) -> str:
+        if self._mode == "none":
+            return uri
+        name = self._names(uri)
+        target = self._folder / name
+        if self._mode == "link":
+            if FileSystems.get_scheme(uri) not in (None, "file"):
+                raise ExportError(f"--images link needs local photos, and {uri} is not: "
+                                  "use --images copy")
+            os.symlink(os.path.abspath(uri.removeprefix("file://")), target)
+        else:
+            with FileSystems.open(uri) as source, target.open("wb") as copy:
+                shutil.copyfileobj(source, copy, 1 << 20)
+        return name
+
+    def url(self, name: str) -> str:
+        """How Label Studio loads a photo: its URI as it is (gs://, s3:// with cloud
+        storage set up, http), or a placed photo through its local-files storage
+        (``LOCAL_FILES_SERVING_ENABLED=true``, ``LOCAL_FILES_DOCUMENT_ROOT=/``)."""
+        if self._mode == "none":
+            return name
+        return LOCAL_FILES_URL + str((self._folder / name).resolve()).lstrip("/")
+
+
+def placed(images: Iterable[LabelledImage], placer: ImagePlacer) -> Iterator[tuple[LabelledImage, str]]:
+    for image in images:
+        yield image, placer(image.uri)
+
+
+def export(args: argparse.Namespace) -> dict:
+    """Write the export; returns what was written (counts, the main file)."""
+    if not FileSystems.exists(FileSystems.join(args.labels, SUCCESS)):
+        raise ExportError(f"{args.labels} has no {SUCCESS}: the run did not finish, or failed "
+                          "its checks (see its run.json); export a finished run")
+    record = read_run_record(args.labels)
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise ExportError(f"--out {out} is not empty: give a new or empty folder")
+    if args.images == "link":
+        first = next(iter_table_rows(args.labels, "labels", ["image_uri"]), None)
+        if first and FileSystems.get_scheme(first["image_uri"]) not in (None, "file"):
+            raise ExportError(f"--images link needs local photos, and {first['image_uri']} is "
+                              "not: use --images copy")
+    out.mkdir(parents=True, exist_ok=True)
+    index = CategoryIndex(categories(run_synsets(record)))
+    placer = ImagePlacer(out / IMAGE_FOLDERS[args.format], args.images)
+    counts = {"images": 0, "boxes": 0}
+
+    def counted(images: Iterable[LabelledImage]) -> Iterator[LabelledImage]:
+        for image in images:
+            counts["images"] += 1
+            counts["boxes"] += len(image.boxes)
+            yield image
+
+    images = counted(labelled_images(iter_table_rows(args.labels, "labels", LABEL_COLUMNS),
+                                     args.min_score, args.max_boxes_per_synset))
+    entries = placed(images, placer)
+    if args.format == "coco":
+        path = write_coco(out, entries, index, {
+            "description": f"weak labels of {args.labels}", "version": _model_version(record),
+            "date_created": record["started_at"]})
+    elif args.format == "yolo":
+        path = write_yolo(out, entries, index)
+    elif args.format == "voc":
+        path = write_pascal_voc(out, entries, index)
+    else:
+        path = write_label_studio(out, ((image, placer.url(name)) for image, name in entries),
+                                  index, _model_version(record))
+    return {**counts, "categories": len(index.all()), "path": str(path)}
+
+
+def _model_version(record: dict) -> str:
+    """The run as a model version: its model and when it started."""
+    return f"{record['model']} {record['started_at']}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        written = export(args)
+    except (ExportError, OutputError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{written['images']} images, {written['boxes']} boxes, {written['categories']} "
+          f"categories as {args.format}: {written['path']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""What `python -m pipeline` prints: what it does, its progress and warnings to act on;
+with --verbose the libraries' logs too."""
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline.console import DropUnactionable
+
+from conftest import DATA
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_job(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FCN_WEAK_LABELS_CACHE": str(tmp_path / "cache")}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user's shell has it
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "--input", str(DATA / "dog.jpg"), "--output",
+         str(tmp_path / "out"), "--overwrite", "--runner", "FnApiRunner", *flags],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_a_default_run_prints_nothing_that_asks_nothing_of_the_user(tmp_path):
+    # A fresh weights cache: the first run on a machine converts the weights too, which
+    # once started TensorFlow before the workers could set its threads.
+    job = run_job(tmp_path)
+    assert job.returncode == 0, job.stderr
+    assert "1 images: 1 labelled, 0 failed" in job.stdout
+    lines = job.stderr.splitlines()
+    assert any(line.startswith("INFO transforms.beam.inference: loading efficientnet_lite0")
+               for line in lines), job.stderr
+    assert all(line.startswith(("INFO ", "progress: ")) for line in lines), job.stderr
+
+    verbose = run_job(tmp_path, "--verbose")
+    assert verbose.returncode == 0, verbose.stderr
+    for chatter in ("oneDNN", "apitools not found", "INFO apache_beam"):
+        assert chatter in verbose.stderr
+
+
+def test_only_the_known_unactionable_warnings_are_dropped():
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("root", logging.WARNING, __file__, 1, message, None, None)
+
+    drop = DropUnactionable()
+    assert not drop.filter(record("apitools not found, and bigquery client libraries are not "
+                                  "available despite the import not raising an ImportError."))
+    assert not drop.filter(record("Resource module is not available for current platform, "
+                                  "memory usage cannot be fetched."))
+    assert drop.filter(record("out of memory on a batch of 8 images: splitting it"))
