@@ -52,3 +52,36 @@ def test_pseudo_masks_keep_the_confident_cells_only():
     assert (pseudo_mask(heat, has_box=False) == BACKGROUND).all()
     with pytest.raises(ValueError):
         pseudo_mask(heat, True, foreground=0.1, background=0.2)
+
+
+def test_training_on_a_few_photos_lowers_the_loss(lite0_mapper):
+    """Real features and the real job's heat on the three test photos (one scale, 288,
+    for speed): fitted on two, stopped on the third, the pseudo-label loss falls."""
+    from transforms.io.records import SourceFile, label_row
+    from transforms.maps.multiscale import scale_image, synset_heatmaps
+    from transforms.maps.scales import parse_scales
+    from transforms.train.examples import FeatureExtractor, HeadExample, row_targets
+    from transforms.train.fit import evaluate_loss, train_head
+    from transforms.vocab.synsets import parse_synset_spec
+
+    from conftest import GOOD, load_photo
+
+    scales = parse_scales("288")
+    synsets = [parse_synset_spec(s) for s in ("dog", "n02121620", "bicycle", "n01503061")]
+    extract = FeatureExtractor(lite0_mapper)
+    examples = []
+    for name in GOOD:
+        photo = load_photo(name)
+        row = label_row(SourceFile(name), synset_heatmaps(lite0_mapper, photo, synsets, scales),
+                        "efficientnet_lite0", "blend", 5, {"threshold": 0.25, "min_score": 0.05})
+        features = extract(scale_image(photo, photo.shape[:2], scales, 32).inputs[0])
+        assert features.shape[:2] == (row["heatmaps"][0]["height"], row["heatmaps"][0]["width"])
+        targets = row_targets(row, [s.wnid for s in synsets], factor=4)
+        assert targets.shape == (features.shape[0] * 4, features.shape[1] * 4, 4)
+        assert (targets == 1).any() and (targets == 0).any()
+        examples.append(HeadExample(features, targets))
+
+    head, history = train_head(examples[:2], examples[2:], epochs=20, learning_rate=1e-2, patience=20)
+    untrained = train_head(examples[:2], examples[2:], epochs=0)[0]
+    assert evaluate_loss(head, examples[:2]) < 0.5 * evaluate_loss(untrained, examples[:2])
+    assert history["loss"][-1] < history["loss"][0]
