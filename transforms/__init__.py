@@ -4,14 +4,18 @@
             contract (schemas, rows)
   model/    backbones: registry of ImageNet classifiers and their weights;
             efficientnet_lite, legacy_torch: the Lite models and their weight files;
-            fcn: classifier → fully convolutional class logit maps (ResponseMapper)
+            fcn: classifier → fully convolutional class logit maps (ResponseMapper);
+            onnx_engine: ONNX Runtime as the CPU engine; head: the trainable synset head
   vocab/    synsets: WordNet synsets over the ImageNet-1k classes; vocabularies: named
             synsets (voc), top-k vocabularies (concepts); data/: their generated files
   maps/     scales, heatmaps (synset heat, grids, resampling, fusion), multiscale (one
-            image's fused synset maps), boxes (maps → scored boxes)
+            image's fused synset maps), boxes (maps → scored boxes), pseudo_masks
+            (a labels row's heat → training targets)
   quality/  ground_truth, localization (CorLoc, MaxBoxAccV2), calibration (thresholds)
+  train/    examples (features, targets), fit: the head trained on the job's labels
   viz/      overlay: pictures and the contact sheet
-  beam/     read, inference, write: the thin Beam wrappers around the above
+  export/   labelled (a run's boxes, categories), coco, yolo, pascal_voc, label_studio
+  beam/     read, inference, write, progress: the thin Beam wrappers around the above
   config    LabelConfig, what a run computes
 
 Only ``beam/`` knows Beam. Submodules are imported explicitly
