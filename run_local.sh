@@ -13,7 +13,12 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet -e '.[viz]'
+# Installed once per version of setup.py: pip's build chatter (and its time) only then.
+stamp=".venv/.installed-viz-$(sha256sum setup.py | cut -c1-16)"
+if [ ! -e "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet -e '.[viz]'
+  touch "$stamp"
+fi
 # The sample photos keep their per-scale maps, and dog.jpg's are drawn side by side.
 inputs=(--input 'tests/data/*.jpg' --input 'tests/data/*.png' --keep-scale-maps)
 render_extra=(--scales-of dog.jpg)
