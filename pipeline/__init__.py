@@ -11,4 +11,5 @@ if _sys.argv[:1] == ["-m"]:
 
     _args = _sys.orig_argv
     _command = _args[_args.index("-m") + 1] if "-m" in _args[:-1] else ""
-    configure_console(_sys.argv[1:], load_tensorflow=_command in ("pipeline", "pipeline.run"))
+    configure_console(_sys.argv[1:], load_tensorflow=_command in ("pipeline", "pipeline.run",
+                                                                    "pipeline.train"))

@@ -1,0 +1,170 @@
+"""python -m pipeline.train: a synset head trained on the job's own weak labels.
+
+    python -m pipeline.train --labels DIR [--labels DIR …] --out MODEL_DIR
+        [--held-out 0.2] [--epochs 20] [--learning-rate 0.001] [--factor 4]
+        [--foreground 0.5] [--background 0.1] [--seed 0]
+
+Reads finished runs made with ``--synsets`` (the head's outputs are those synsets) and
+their photos; per image, the frozen backbone's features at the run's finest scale and
+each synset's pseudo-mask (transforms/maps/pseudo_masks.py); fits the head
+(transforms/train/fit.py), stopping on a held-out part of the images; writes
+MODEL_DIR/head.weights.h5 and MODEL_DIR/manifest.json (backbone, weights, synsets,
+settings, data, losses). No ground truth is read. Features are computed once per image
+and kept in MODEL_DIR/features/ for later runs into the same folder.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.outputs import SUCCESS, OutputError, iter_table_rows, read_run_record
+from transforms.io.decode import decode_image
+from transforms.io.records import file_name
+from transforms.maps.multiscale import resize_image
+from transforms.maps.pseudo_masks import DEFAULT_BACKGROUND, DEFAULT_FOREGROUND
+from transforms.maps.scales import parse_scales
+from transforms.model.fcn import ResponseMapper, map_size
+from transforms.model.head import DEFAULT_FACTOR
+from transforms.train.examples import FeatureExtractor, HeadExample, row_targets
+from transforms.train.fit import evaluate_loss, train_head
+
+HEAD_WEIGHTS = "head.weights.h5"
+MANIFEST = "manifest.json"
+LABEL_COLUMNS = ["image_uri", "boxes", "heatmaps"]
+
+
+class TrainError(Exception):
+    """What to train on is unusable (exit 2, no head written)."""
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.train",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--labels", required=True, action="append", metavar="DIR",
+                        help="output folder of a finished run with --synsets (repeatable; the "
+                             "runs must share model, weights, synsets and scales)")
+    parser.add_argument("--out", required=True, metavar="MODEL_DIR")
+    parser.add_argument("--held-out", type=float, default=0.2, metavar="F",
+                        help="fraction of the images whose pseudo-labels stop the training")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--factor", type=int, default=DEFAULT_FACTOR,
+                        help="the head's upsampling of the backbone's cells (even)")
+    parser.add_argument("--foreground", type=float, default=DEFAULT_FOREGROUND)
+    parser.add_argument("--background", type=float, default=DEFAULT_BACKGROUND)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if not 0 < args.held_out < 1:
+        parser.error("--held-out is a fraction between 0 and 1")
+    return args
+
+
+def run_settings(labels: Sequence[str]) -> dict:
+    """What the runs were made with; refuses unfinished runs, top-k runs, and runs that
+    disagree on model, weights, synsets or scales."""
+    settings = None
+    for output in labels:
+        if not FileSystems.exists(FileSystems.join(output, SUCCESS)):
+            raise TrainError(f"{output} has no {SUCCESS}: train on finished runs")
+        record = read_run_record(output)
+        config = record["config"]
+        if not config.get("synsets"):
+            raise TrainError(f"{output} ran without --synsets (top-k mode): a head needs the same "
+                             "synsets in every image; run the job with --synsets")
+        these = {"model": record["model"], "weights": record["weights"],
+                 "weights_checksum": record["weights_checksum"],
+                 "synsets": [{"wnid": s["wnid"], "label": s["label"]} for s in config["synsets"]],
+                 "scales": config["scales"]}
+        if settings is None:
+            settings = these
+        elif any(these[k] != settings[k] for k in ("model", "weights_checksum", "synsets", "scales")):
+            raise TrainError(f"{output} differs from {labels[0]} in model, weights, synsets or "
+                             "scales: train on runs made alike")
+    return settings
+
+
+def finest_input(pixels: np.ndarray, image_size: tuple[int, int], scales, mapper: ResponseMapper,
+                 grid: tuple[int, int]) -> np.ndarray:
+    """The photo resized to the scale whose map is the heatmaps' ``grid``."""
+    stride = mapper.backbone.stride
+    for scale in scales:
+        size = scale.input_size(image_size, stride)
+        if map_size(size, mapper.backbone) == grid:
+            return resize_image(pixels, size)
+    raise TrainError(f"no scale of {scales} gives the heatmaps' {grid} grid")
+
+
+def examples(labels: Sequence[str], settings: dict, mapper: ResponseMapper, cache: Path,
+             args: argparse.Namespace) -> tuple[list[HeadExample], list[HeadExample]]:
+    """(fit, held-out) examples of every labelled image, split by a hash of its URI."""
+    extract = FeatureExtractor(mapper)
+    scales = parse_scales(",".join(settings["scales"]))
+    wnids = [s["wnid"] for s in settings["synsets"]]
+    cache.mkdir(parents=True, exist_ok=True)
+    fit, held_out = [], []
+    for output in labels:
+        for n, row in enumerate(iter_table_rows(output, "labels", LABEL_COLUMNS), start=1):
+            key = hashlib.sha256(f"{settings['weights_checksum']} {row['image_uri']}".encode()).hexdigest()
+            path = cache / f"{key[:24]}.npy"
+            if path.exists():
+                features = np.load(path)
+            else:
+                with FileSystems.open(row["image_uri"]) as f:
+                    decoded = decode_image(f.read())
+                grid = (row["heatmaps"][0]["height"], row["heatmaps"][0]["width"])
+                features = extract(finest_input(decoded.pixels, decoded.size, scales, mapper, grid))
+                np.save(path, features.astype(np.float16))
+            example = HeadExample(features.astype(np.float32), row_targets(
+                row, wnids, args.factor, mapper.backbone.stride, args.foreground, args.background))
+            # Split by file name: the same images are held out in every run of this command.
+            side = int(hashlib.sha256(file_name(row["image_uri"]).encode()).hexdigest()[-8:], 16)
+            (held_out if side / 16 ** 8 < args.held_out else fit).append(example)
+            if n % 50 == 0:
+                print(f"features: {n} images of {output}", file=sys.stderr, flush=True)
+    return fit, held_out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out)
+    try:
+        settings = run_settings(args.labels)
+        mapper = ResponseMapper.load(settings["model"], settings["weights"], "cell")
+        fit, held_out = examples(args.labels, settings, mapper, out / "features", args)
+        if not fit or not held_out:
+            raise TrainError(f"{len(fit) + len(held_out)} labelled images: too few to fit and "
+                             f"hold out {args.held_out:.0%}")
+    except (TrainError, OutputError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"training on {len(fit)} images, stopping on {len(held_out)}", file=sys.stderr)
+    epoch_line = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: print(
+        f"epoch {epoch + 1}/{args.epochs}: loss {logs['loss']:.4f}, held-out {logs['val_loss']:.4f}",
+        file=sys.stderr, flush=True))
+    head, history = train_head(fit, held_out, args.factor, args.epochs, args.learning_rate,
+                               seed=args.seed, callbacks=[epoch_line])
+    head.save_weights(out / HEAD_WEIGHTS)
+    manifest = {
+        **settings, "factor": args.factor, "features_layer": mapper.backbone.features_layer,
+        "pseudo_masks": {"foreground": args.foreground, "background": args.background},
+        "data": {"labels": list(args.labels), "fit_images": len(fit), "held_out_images": len(held_out)},
+        "training": {"epochs_run": len(history["loss"]), "learning_rate": args.learning_rate,
+                     "seed": args.seed, "history": history},
+        "loss": {"fit": evaluate_loss(head, fit), "held_out": evaluate_loss(head, held_out)},
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    print(f"head of {len(settings['synsets'])} synsets: {out / HEAD_WEIGHTS} (held-out loss "
+          f"{manifest['loss']['held_out']:.4f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
