@@ -23,7 +23,7 @@ from typing import Iterable, Iterator, Sequence
 
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.outputs import SUCCESS, OutputError, iter_table_rows, read_run_record
+from pipeline.outputs import SUCCESS, OutputError, is_finished, iter_table_rows, read_run_record
 from transforms.export.coco import write_coco
 from transforms.export.label_studio import write_label_studio
 from transforms.export.labelled import (CategoryIndex, LabelledImage, UniqueNames, categories,
@@ -121,7 +121,7 @@ def placed(images: Iterable[LabelledImage], placer: ImagePlacer) -> Iterator[tup
 
 def export(args: argparse.Namespace) -> dict:
     """Write the export; returns what was written (counts, the main file)."""
-    if not FileSystems.exists(FileSystems.join(args.labels, SUCCESS)):
+    if not is_finished(args.labels):
         raise ExportError(f"{args.labels} has no {SUCCESS}: the run did not finish, or failed "
                           "its checks (see its run.json); export a finished run")
     record = read_run_record(args.labels)

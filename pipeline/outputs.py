@@ -76,6 +76,11 @@ def write_json(output: str, name: str, record: dict) -> None:
         f.write(json.dumps(record, indent=2, sort_keys=True).encode())
 
 
+def is_finished(output: str) -> bool:
+    """Whether a run wrote its _SUCCESS marker: its tables are complete."""
+    return FileSystems.exists(_path(output, SUCCESS))
+
+
 def read_success(output: str) -> dict:
     with FileSystems.open(_path(output, SUCCESS)) as f:
         return json.loads(f.read())

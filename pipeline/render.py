@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.outputs import RUN_RECORD, SUCCESS, names_image, table_files
+from pipeline.outputs import RUN_RECORD, SUCCESS, is_finished, names_image, table_files
 from transforms.io.records import file_name
 
 # What the colour stands for, by the run's --heat.
@@ -158,7 +158,7 @@ def render(labels: str, out: str, limit: int | None = None, scales_of: Sequence[
     if not tables:
         raise RenderError(f"no labels tables (labels-*.parquet) in {labels}: give the --output "
                           "directory of a pipeline run")
-    if not FileSystems.exists(FileSystems.join(labels, SUCCESS)):
+    if not is_finished(labels):
         print(f"warning: {labels} has no {SUCCESS} marker: the run failed or is unfinished, its "
               "tables may be incomplete", file=sys.stderr)
     scale_rows = find_rows(tables, list(scales_of))

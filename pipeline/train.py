@@ -25,7 +25,7 @@ import keras
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.outputs import SUCCESS, OutputError, iter_table_rows, read_run_record
+from pipeline.outputs import SUCCESS, OutputError, is_finished, iter_table_rows, read_run_record
 from transforms.io.decode import decode_image
 from transforms.io.records import file_name
 from transforms.maps.multiscale import resize_image
@@ -72,7 +72,7 @@ def run_settings(labels: Sequence[str]) -> dict:
     disagree on model, weights, synsets or scales."""
     settings = None
     for output in labels:
-        if not FileSystems.exists(FileSystems.join(output, SUCCESS)):
+        if not is_finished(output):
             raise TrainError(f"{output} has no {SUCCESS}: train on finished runs")
         record = read_run_record(output)
         config = record["config"]
