@@ -31,6 +31,7 @@ from transforms.io.records import file_name
 from transforms.maps.multiscale import resize_image
 from transforms.maps.pseudo_masks import DEFAULT_BACKGROUND, DEFAULT_FOREGROUND
 from transforms.maps.scales import parse_scales
+from transforms.model.backbones import write_atomically
 from transforms.model.fcn import ResponseMapper, map_size
 from transforms.model.head import DEFAULT_FACTOR
 from transforms.train.examples import FeatureExtractor, HeadExample, row_targets
@@ -120,8 +121,11 @@ def examples(labels: Sequence[str], settings: dict, mapper: ResponseMapper, cach
                 with FileSystems.open(row["image_uri"]) as f:
                     decoded = decode_image(f.read())
                 grid = (row["heatmaps"][0]["height"], row["heatmaps"][0]["width"])
-                features = extract(finest_input(decoded.pixels, decoded.size, scales, mapper, grid))
-                np.save(path, features.astype(np.float16))
+                # Kept as float16 (half the disk and memory), and used as kept: a first
+                # run and a rerun from the cache train on the same numbers.
+                features = extract(finest_input(decoded.pixels, decoded.size, scales, mapper,
+                                                grid)).astype(np.float16)
+                write_atomically(path, lambda tmp: np.save(tmp, features))
             example = HeadExample(features.astype(np.float32), row_targets(
                 row, wnids, args.factor, mapper.backbone.stride, args.foreground, args.background))
             # Split by file name: the same images are held out in every run of this command.
