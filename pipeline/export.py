@@ -80,6 +80,12 @@ def run_synsets(record: dict) -> list[tuple[str, str]]:
     return [(s.wnid, s.label) for s in top_k_vocabulary(config["vocabulary"])]
 
 
+def require_local(uri: str) -> None:
+    """--images link links local files only."""
+    if FileSystems.get_scheme(uri) not in (None, "file"):
+        raise ExportError(f"--images link needs local photos, and {uri} is not: use --images copy")
+
+
 class ImagePlacer:
     """Puts each photo in the export's image folder (copy or link) and says how the
     labels refer to it: its file name there, or with ``none`` its URI."""
@@ -96,9 +102,7 @@ class ImagePlacer:
         name = self._names(uri)
         target = self._folder / name
         if self._mode == "link":
-            if FileSystems.get_scheme(uri) not in (None, "file"):
-                raise ExportError(f"--images link needs local photos, and {uri} is not: "
-                                  "use --images copy")
+            require_local(uri)
             os.symlink(os.path.abspath(uri.removeprefix("file://")), target)
         else:
             with FileSystems.open(uri) as source, target.open("wb") as copy:
@@ -128,11 +132,10 @@ def export(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise ExportError(f"--out {out} is not empty: give a new or empty folder")
-    if args.images == "link":
+    if args.images == "link":  # before anything is written, as far as the first photo tells
         first = next(iter_table_rows(args.labels, "labels", ["image_uri"]), None)
-        if first and FileSystems.get_scheme(first["image_uri"]) not in (None, "file"):
-            raise ExportError(f"--images link needs local photos, and {first['image_uri']} is "
-                              "not: use --images copy")
+        if first:
+            require_local(first["image_uri"])
     out.mkdir(parents=True, exist_ok=True)
     index = CategoryIndex(categories(run_synsets(record)))
     placer = ImagePlacer(out / IMAGE_FOLDERS[args.format], args.images)

@@ -105,7 +105,7 @@ def finest_input(pixels: np.ndarray, image_size: tuple[int, int], scales, mapper
 
 def examples(labels: Sequence[str], settings: dict, mapper: ResponseMapper, cache: Path,
              args: argparse.Namespace) -> tuple[list[HeadExample], list[HeadExample]]:
-    """(fit, held-out) examples of every labelled image, split by a hash of its URI."""
+    """(fit, held-out) examples of every labelled image, split by a hash of its file name."""
     extract = FeatureExtractor(mapper)
     scales = parse_scales(",".join(settings["scales"]))
     wnids = [s["wnid"] for s in settings["synsets"]]
@@ -126,7 +126,7 @@ def examples(labels: Sequence[str], settings: dict, mapper: ResponseMapper, cach
                 features = extract(finest_input(decoded.pixels, decoded.size, scales, mapper,
                                                 grid)).astype(np.float16)
                 write_atomically(path, lambda tmp: np.save(tmp, features))
-            example = HeadExample(features.astype(np.float32), row_targets(
+            example = HeadExample(features, row_targets(
                 row, wnids, args.factor, mapper.backbone.stride, args.foreground, args.background))
             # Split by file name: the same images are held out in every run of this command.
             side = int(hashlib.sha256(file_name(row["image_uri"]).encode()).hexdigest()[-8:], 16)

@@ -15,8 +15,8 @@ from transforms.model.fcn import ResponseMapper
 
 @dataclass(frozen=True)
 class HeadExample:
-    """``features`` (h, w, C) float32; ``targets`` (h·f, w·f, S) float32: 1 foreground,
-    0 background, -1 left out of the loss."""
+    """``features`` (h, w, C), float16 or float32 (the fit computes in float32);
+    ``targets`` (h·f, w·f, S) float32: 1 foreground, 0 background, -1 left out of the loss."""
 
     features: np.ndarray
     targets: np.ndarray

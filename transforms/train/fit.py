@@ -26,7 +26,7 @@ def _dataset(examples: Sequence[HeadExample], shuffle: bool, seed: int) -> tf.da
 
     def generate():
         for i in rng.permutation(len(examples)) if shuffle else range(len(examples)):
-            yield examples[i].features[None], examples[i].targets[None]
+            yield examples[i].features[None].astype(np.float32), examples[i].targets[None]
 
     return tf.data.Dataset.from_generator(generate, output_signature=(
         tf.TensorSpec((1, None, None, channels), tf.float32),
@@ -56,6 +56,6 @@ def train_head(train: Sequence[HeadExample], held_out: Sequence[HeadExample],
 def evaluate_loss(head: keras.Model, examples: Sequence[HeadExample]) -> float:
     """The masked loss over ``examples``, each weighted equally."""
     return float(np.mean([masked_sigmoid_cross_entropy(
-        tf.constant(e.targets[None]), head(e.features[None], training=False)).numpy()
+        tf.constant(e.targets[None]), head(e.features[None].astype(np.float32), training=False)).numpy()
         for e in examples]))
 
