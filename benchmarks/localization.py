@@ -136,29 +136,35 @@ def threshold_diagnosis(pairs: list[Match], run_config: dict) -> dict:
             "spearman_best_threshold_map_spread": float(stats.spearmanr(best, spread)[0])}
 
 
-def cross_validated(voc: Path, work: Path, labels: Path, job_args: list[str]) -> dict:
-    """2-fold: thresholds calibrated on each half, the job run with them on the other."""
+def halves(voc: Path, work: Path) -> list[tuple[list[str], Path]]:
+    """The labelled photos in two halves (alternate file names): each half's image paths
+    and a folder of links to its annotations (in ``work``)."""
     xml = sorted(p for p in (voc / "Annotations").glob("*.xml")
                  if (voc / "JPEGImages" / f"{p.stem}.jpg").is_file())
-    halves = [xml[0::2], xml[1::2]]
-    folders = []
-    for i, half in enumerate(halves):
+    result = []
+    for i, half in enumerate([xml[0::2], xml[1::2]]):
         folder = work / f"half{i}-annotations"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         for path in half:
             (folder / path.name).symlink_to(path)
-        folders.append(folder)
+        result.append(([str(voc / "JPEGImages" / f"{p.stem}.jpg") for p in half], folder))
+    return result
+
+
+def cross_validated(voc: Path, work: Path, labels: Path, job_args: list[str]) -> dict:
+    """2-fold: thresholds calibrated on each half, the job run with them on the other."""
+    folds = halves(voc, work)
     hits = pairs = 0
     per_half = []
     for i in (0, 1):
         thresholds = work / f"thresholds-half{i}.json"
-        score(labels, folders[i], work / f"calibration-half{i}.json", thresholds)
+        score(labels, folds[i][1], work / f"calibration-half{i}.json", thresholds)
         other = 1 - i
-        images = [str(voc / "JPEGImages" / f"{p.stem}.jpg") for p in halves[other]]
+        images, annotations = folds[other]
         output = work / f"half{other}-with-thresholds-of-half{i}"
         label(images, output, [*job_args, "--thresholds", str(thresholds)])
-        metrics = score(output, folders[other], work / f"metrics-half{other}.json")["overall"]
+        metrics = score(output, annotations, work / f"metrics-half{other}.json")["overall"]
         hits += metrics["corloc"] * metrics["pairs"] / 100
         pairs += metrics["pairs"]
         per_half.append(metrics)
@@ -170,6 +176,17 @@ def add_voc_option(parser: argparse.ArgumentParser) -> None:
                         help="folder with JPEGImages/ and Annotations/ (default: %(default)s)")
 
 
+def voc_benchmark_parser(description: str, out: str) -> argparse.ArgumentParser:
+    """The options of the benchmarks that run the job on a VOC folder: --voc, --out (by
+    default ``out``) and, after --, the job's own options."""
+    parser = argparse.ArgumentParser(description=description)
+    add_voc_option(parser)
+    parser.add_argument("--out", type=Path, default=Path(out),
+                        help="where runs and results go (default: %(default)s)")
+    parser.add_argument("job_args", nargs="*", help="options for the job, after --")
+    return parser
+
+
 def is_voc_folder(voc: Path) -> bool:
     """Whether ``voc`` has the VOC layout; if not, says so on stderr."""
     if (voc / "JPEGImages").is_dir() and (voc / "Annotations").is_dir():
@@ -179,14 +196,10 @@ def is_voc_folder(voc: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_voc_option(parser)
-    parser.add_argument("--out", type=Path, default=Path("output/localization"),
-                        help="where runs and metrics go (default: %(default)s)")
+    parser = voc_benchmark_parser(__doc__.split("\n\n")[0], "output/localization")
     parser.add_argument("--name", default="default", help="this setting's name (a subfolder)")
     parser.add_argument("--calibrate", action="store_true",
                         help="also measure per-synset thresholds by 2-fold cross-validation")
-    parser.add_argument("job_args", nargs="*", help="options for the job, after --")
     args = parser.parse_args(argv)
     if not is_voc_folder(args.voc):
         return 2

@@ -70,8 +70,8 @@ class TimedMapper:
     def __getattr__(self, name):
         return getattr(self._mapper, name)
 
-    def class_logits(self, *args):
-        return self._clock.run("forward", self._mapper.class_logits, *args)
+    def logits(self, *args):
+        return self._clock.run("forward", self._mapper.logits, *args)
 
 
 def stage_profile(photos: list[Path], config: LabelConfig, mapper: ResponseMapper,

@@ -19,7 +19,6 @@ them there, never copy them into the repository).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections import defaultdict
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import machine, table
-from benchmarks.localization import add_voc_option, is_voc_folder, label
+from benchmarks.localization import is_voc_folder, label, voc_benchmark_parser
 from pipeline.evaluate import LABEL_COLUMNS, LabelsIndex
 from pipeline.outputs import read_table
 from transforms.quality.ground_truth import GroundTruthSet, read_ground_truth
@@ -79,12 +78,8 @@ def shares(pairs: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_voc_option(parser)
-    parser.add_argument("--out", type=Path, default=Path("output/top_k_vocabulary"),
-                        help="where runs and results go (default: %(default)s)")
+    parser = voc_benchmark_parser(__doc__.split("\n\n")[0], "output/top_k_vocabulary")
     parser.add_argument("--top-k", type=int, default=5, help="synsets per image (default: %(default)s)")
-    parser.add_argument("job_args", nargs="*", help="options for the job, after --")
     args = parser.parse_args(argv)
     if not is_voc_folder(args.voc):
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import os
 from typing import Sequence
 
@@ -18,7 +19,9 @@ from transforms.config import DEFAULT_MODEL, LabelConfig
 from transforms.io.decode import DEFAULT_MAX_PIXELS
 from transforms.model.fcn import ENGINES, MAP_MODES, resolve_engine
 from transforms.maps.heatmaps import DEFAULT_FUSION, DEFAULT_HEAT, FUSIONS, HEATS
-from transforms.maps.multiscale import DEFAULT_SCORE_CELLS, DEFAULT_TOP_K
+from transforms.maps.multiscale import (DEFAULT_HEAD_MAPS, DEFAULT_SCORE_CELLS, DEFAULT_TOP_K,
+                                        HEAD_MAPS)
+from transforms.model.head import MANIFEST, check_head_fits
 from transforms.maps.scales import DEFAULT_SCALES, parse_scales
 from transforms.vocab.synsets import SynsetError
 from transforms.vocab.vocabularies import (DEFAULT_TOP_K_VOCABULARY, TOP_K_VOCABULARIES,
@@ -105,6 +108,14 @@ class LabelOptions(PipelineOptions):
         _add(group, "min-score", type=float, default=DEFAULT_MIN_SCORE,
              help="drop boxes whose score (the synset's peak probability in the box's "
                   "component) is lower (default: %(default)s)")
+        _add(group, "head", metavar="MODEL_DIR",
+             help="a head trained on earlier runs' labels (python -m pipeline.train --out "
+                  "MODEL_DIR, any Beam filesystem): its maps make the heat, on a grid "
+                  "--factor times finer; needs the head's model, weights and (some of its) "
+                  "--synsets")
+        _add(group, "head-maps", default=DEFAULT_HEAD_MAPS,
+             help=f"with --head: {', '.join(HEAD_MAPS)}. head: the head's maps alone; fused: "
+                  "averaged with the classifier's heat (default: %(default)s)")
         _add(group, "keep-scale-maps", action="store_true",
              help="also write each scale's heatmaps (on the fused grid) in the labels rows, "
                   "for pictures of how scales fuse (python -m pipeline.render --scales-of)")
@@ -230,6 +241,9 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         checksum = _weights_checksum(opts.model, opts.weights)
     except WeightsUnavailableError as e:
         raise ConfigError(f"--weights: {e}") from None
+    if opts.head:
+        _check_head(opts.head, opts.model, checksum, opts.map_mode, synsets)
+    _choice("--head-maps", opts.head_maps, HEAD_MAPS)
     config = LabelConfig(
         model=opts.model, weights=opts.weights, map_mode=opts.map_mode,
         window_stride=opts.window_stride, scales=scales, synsets=synsets, top_k=opts.top_k,
@@ -238,7 +252,7 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         fusion=opts.fusion, heat=opts.heat, threshold=opts.threshold,
         relative_threshold=opts.relative_threshold,
         min_box_area=opts.min_box_area, min_score=opts.min_score,
-        keep_scale_maps=opts.keep_scale_maps,
+        head=opts.head, head_maps=opts.head_maps, keep_scale_maps=opts.keep_scale_maps,
         batch_size=opts.batch_size,
         max_pixels=opts.max_image_pixels or None, mixed_precision=opts.mixed_precision,
         xla=opts.xla, intra_op_threads=engine_threads(options),
@@ -249,6 +263,34 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         config = dataclasses.replace(config, threshold=calibration.default,
                                      synset_thresholds=calibration.thresholds())
     return config, checksum
+
+
+def read_head_manifest(directory: str) -> dict:
+    """The manifest of the trained head in ``directory`` (any Beam filesystem)."""
+    with FileSystems.open(FileSystems.join(directory, MANIFEST)) as f:
+        return json.loads(f.read().decode())
+
+
+def head_record(directory: str) -> dict:
+    """What run.json says of a trained head: where it is, what it was trained on and
+    how, its losses."""
+    manifest = read_head_manifest(directory)
+    return {"dir": directory, "synsets": [s["wnid"] for s in manifest["synsets"]],
+            **{key: manifest.get(key) for key in ("factor", "pseudo_masks", "data", "loss")}}
+
+
+def _check_head(directory: str, model: str, weights_checksum: str, map_mode: str,
+                synsets) -> None:
+    """Fail fast on a head the job cannot use."""
+    try:
+        manifest = read_head_manifest(directory)
+        check_head_fits(manifest, model, weights_checksum, map_mode,
+                        None if synsets is None else [s.wnid for s in synsets])
+    except OSError as e:
+        raise ConfigError(f"--head {directory}: no trained head there ({e}); give the --out "
+                          "folder of python -m pipeline.train") from None
+    except (ValueError, KeyError) as e:
+        raise ConfigError(f"--head {directory}: {e}") from None
 
 
 def _read_thresholds(path: str, config: LabelConfig) -> Calibration:

@@ -18,7 +18,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.console import configure_console
 from pipeline.options import (ConfigError, LabelOptions, choose_local_parallelism, engine_threads,
-                              label_config, suggest, unknown_flags, workers_in_this_process)
+                              head_record, label_config, suggest, unknown_flags,
+                              workers_in_this_process)
 from pipeline.outputs import (RUN_RECORD, SUCCESS, OutputError, prepare_output, resolve_output,
                               write_json)
 from transforms.beam.inference import (FcnModelHandler, ToLabelRows, configure_tensorflow,
@@ -181,6 +182,7 @@ def _finish(result, output: str, options: PipelineOptions, config: LabelConfig,
         "weights": config.weights,
         "weights_checksum": weights_checksum,
         "config": config.record(),
+        "head": None if config.head is None else head_record(config.head),
         "options": options.get_all_options(drop_default=True),
         # On the local runners: bundles at once and how, given or chosen by the job.
         "local_parallelism": local_parallelism,

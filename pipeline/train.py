@@ -5,12 +5,13 @@
         [--foreground 0.5] [--background 0.1] [--seed 0]
 
 Reads finished runs made with ``--synsets`` (the head's outputs are those synsets) and
-their photos; per image, the frozen backbone's features at the run's finest scale and
-each synset's pseudo-mask (transforms/maps/pseudo_masks.py); fits the head
+their photos; per image and scale of the runs, the frozen backbone's features and each
+synset's pseudo-mask from the fused heatmaps (transforms/maps/pseudo_masks.py), since
+the job runs the head at every scale; fits the head
 (transforms/train/fit.py), stopping on a held-out part of the images; writes
 MODEL_DIR/head.weights.h5 and MODEL_DIR/manifest.json (backbone, weights, synsets,
 settings, data, losses). No ground truth is read. Features are computed once per image
-and kept in MODEL_DIR/features/ for later runs into the same folder.
+and scale and kept in MODEL_DIR/features/ for later runs into the same folder.
 """
 from __future__ import annotations
 
@@ -32,14 +33,12 @@ from transforms.maps.multiscale import resize_image
 from transforms.maps.pseudo_masks import DEFAULT_BACKGROUND, DEFAULT_FOREGROUND
 from transforms.maps.scales import parse_scales
 from transforms.model.backbones import write_atomically
-from transforms.model.fcn import ResponseMapper, map_size
-from transforms.model.head import DEFAULT_FACTOR
+from transforms.model.fcn import ResponseMapper
+from transforms.model.head import DEFAULT_FACTOR, HEAD_WEIGHTS, MANIFEST
 from transforms.train.examples import FeatureExtractor, HeadExample, row_targets
 from transforms.train.fit import evaluate_loss, train_head
 
-HEAD_WEIGHTS = "head.weights.h5"
-MANIFEST = "manifest.json"
-LABEL_COLUMNS = ["image_uri", "boxes", "heatmaps"]
+LABEL_COLUMNS = ["image_uri", "width", "height", "boxes", "heatmaps"]
 
 
 class TrainError(Exception):
@@ -80,6 +79,9 @@ def run_settings(labels: Sequence[str]) -> dict:
         if not config.get("synsets"):
             raise TrainError(f"{output} ran without --synsets (top-k mode): a head needs the same "
                              "synsets in every image; run the job with --synsets")
+        if config.get("head"):
+            raise TrainError(f"{output} ran with --head: train on the classifier's own maps, "
+                             "from a run without --head")
         these = {"model": record["model"], "weights": record["weights"],
                  "weights_checksum": record["weights_checksum"],
                  "synsets": [{"wnid": s["wnid"], "label": s["label"]} for s in config["synsets"]],
@@ -92,48 +94,54 @@ def run_settings(labels: Sequence[str]) -> dict:
     return settings
 
 
-def finest_input(pixels: np.ndarray, image_size: tuple[int, int], scales, mapper: ResponseMapper,
-                 grid: tuple[int, int]) -> np.ndarray:
-    """The photo resized to the scale whose map is the heatmaps' ``grid``."""
-    stride = mapper.backbone.stride
-    for scale in scales:
-        size = scale.input_size(image_size, stride)
-        if map_size(size, mapper.backbone) == grid:
-            return resize_image(pixels, size)
-    raise TrainError(f"no scale of {scales} gives the heatmaps' {grid} grid")
+def image_examples(row: dict, settings: dict, mapper: ResponseMapper, extract: FeatureExtractor,
+                   cache: Path, args: argparse.Namespace) -> list[HeadExample]:
+    """One example per scale of the run (the job runs the head at each): the photo's
+    features at that scale (computed once, then read from ``cache``) and its targets."""
+    wnids = [s["wnid"] for s in settings["synsets"]]
+    image_size = (row["height"], row["width"])
+    decoded = None
+    result = []
+    for scale in parse_scales(",".join(settings["scales"])):
+        size = scale.input_size(image_size, mapper.backbone.stride)
+        key = hashlib.sha256(f"{settings['model']} {settings['weights_checksum']} {scale} "
+                             f"{row['image_uri']}".encode()).hexdigest()
+        path = cache / f"{key[:24]}.npy"
+        if path.exists():
+            features = np.load(path)
+        else:
+            if decoded is None:
+                with FileSystems.open(row["image_uri"]) as f:
+                    decoded = decode_image(f.read())
+            # Kept as float16 (half the disk and memory), and used as kept: a first run
+            # and a rerun from the cache train on the same numbers.
+            features = extract(resize_image(decoded.pixels, size)).astype(np.float16)
+            write_atomically(path, lambda tmp: np.save(tmp, features))
+        cells = mapper.grid(features.shape[:2]).scaled(image_size[0] / size[0],
+                                                       image_size[1] / size[1])
+        result.append(HeadExample(features, row_targets(row, wnids, args.factor, cells,
+                                                        args.foreground, args.background)))
+    return result
 
 
 def examples(labels: Sequence[str], settings: dict, mapper: ResponseMapper, cache: Path,
-             args: argparse.Namespace) -> tuple[list[HeadExample], list[HeadExample]]:
-    """(fit, held-out) examples of every labelled image, split by a hash of its file name."""
+             args: argparse.Namespace) -> tuple[list[HeadExample], list[HeadExample], int, int]:
+    """(fit, held-out) examples of every labelled image at every scale, the images split
+    by a hash of their file name, and the number of images on each side."""
     extract = FeatureExtractor(mapper)
-    scales = parse_scales(",".join(settings["scales"]))
-    wnids = [s["wnid"] for s in settings["synsets"]]
     cache.mkdir(parents=True, exist_ok=True)
-    fit, held_out = [], []
+    fit, held_out, images = [], [], [0, 0]
     for output in labels:
         for n, row in enumerate(iter_table_rows(output, "labels", LABEL_COLUMNS), start=1):
-            key = hashlib.sha256(f"{settings['weights_checksum']} {row['image_uri']}".encode()).hexdigest()
-            path = cache / f"{key[:24]}.npy"
-            if path.exists():
-                features = np.load(path)
-            else:
-                with FileSystems.open(row["image_uri"]) as f:
-                    decoded = decode_image(f.read())
-                grid = (row["heatmaps"][0]["height"], row["heatmaps"][0]["width"])
-                # Kept as float16 (half the disk and memory), and used as kept: a first
-                # run and a rerun from the cache train on the same numbers.
-                features = extract(finest_input(decoded.pixels, decoded.size, scales, mapper,
-                                                grid)).astype(np.float16)
-                write_atomically(path, lambda tmp: np.save(tmp, features))
-            example = HeadExample(features, row_targets(
-                row, wnids, args.factor, mapper.backbone.stride, args.foreground, args.background))
             # Split by file name: the same images are held out in every run of this command.
             side = int(hashlib.sha256(file_name(row["image_uri"]).encode()).hexdigest()[-8:], 16)
-            (held_out if side / 16 ** 8 < args.held_out else fit).append(example)
+            held = side / 16 ** 8 < args.held_out
+            (held_out if held else fit).extend(
+                image_examples(row, settings, mapper, extract, cache, args))
+            images[held] += 1
             if n % 50 == 0:
                 print(f"features: {n} images of {output}", file=sys.stderr, flush=True)
-    return fit, held_out
+    return fit, held_out, images[0], images[1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,14 +150,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = run_settings(args.labels)
         mapper = ResponseMapper.load(settings["model"], settings["weights"], "cell")
-        fit, held_out = examples(args.labels, settings, mapper, out / "features", args)
+        fit, held_out, fit_images, held_out_images = examples(
+            args.labels, settings, mapper, out / "features", args)
         if not fit or not held_out:
-            raise TrainError(f"{len(fit) + len(held_out)} labelled images: too few to fit and "
-                             f"hold out {args.held_out:.0%}")
+            raise TrainError(f"{fit_images + held_out_images} labelled images: too few to fit "
+                             f"and hold out {args.held_out:.0%}")
     except (TrainError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"training on {len(fit)} images, stopping on {len(held_out)}", file=sys.stderr)
+    print(f"training on {fit_images} images, stopping on {held_out_images} (each at "
+          f"{len(settings['scales'])} scales)", file=sys.stderr)
     epoch_line = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: print(
         f"epoch {epoch + 1}/{args.epochs}: loss {logs['loss']:.4f}, held-out {logs['val_loss']:.4f}",
         file=sys.stderr, flush=True))
@@ -158,8 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     head.save_weights(out / HEAD_WEIGHTS)
     manifest = {
         **settings, "factor": args.factor, "features_layer": mapper.backbone.features_layer,
+        "features": int(fit[0].features.shape[-1]),
         "pseudo_masks": {"foreground": args.foreground, "background": args.background},
-        "data": {"labels": list(args.labels), "fit_images": len(fit), "held_out_images": len(held_out)},
+        "data": {"labels": list(args.labels), "fit_images": fit_images,
+                 "held_out_images": held_out_images, "examples": len(fit) + len(held_out)},
         "training": {"epochs_run": len(history["loss"]), "learning_rate": args.learning_rate,
                      "seed": args.seed, "history": history},
         "loss": {"fit": evaluate_loss(head, fit), "held_out": evaluate_loss(head, held_out)},

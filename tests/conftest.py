@@ -98,6 +98,6 @@ class CountingMapper:
     def __getattr__(self, name):
         return getattr(self._mapper, name)
 
-    def class_logits(self, images, *args):
+    def logits(self, images, *args):
         self.calls.append(len(images))
-        return self._mapper.class_logits(images, *args)
+        return self._mapper.logits(images, *args)

@@ -1,7 +1,7 @@
 """The benchmark scripts' measuring code runs (their figures are in benchmarks/README.md)."""
 import json
 
-from benchmarks import localization, localization_levers, top_k_vocabulary
+from benchmarks import localization, localization_levers, top_k_vocabulary, trained_head
 from benchmarks.large_collection import make_collection
 from benchmarks.pipeline_vs_model import model_only, stage_profile
 from transforms.config import LabelConfig
@@ -41,6 +41,25 @@ def test_localization_benchmark_scores_the_job_and_its_calibration(tmp_path, wei
     assert sum(summary["top_boxes"].values()) == 7
     assert summary["boxed_classes"]["absent_pairs"] == 7 * 19 - 7
     assert "| t | 7 |" in capsys.readouterr().out
+
+
+def test_trained_head_benchmark_trains_on_each_half_and_scores_the_other(tmp_path, weights_cache,
+                                                                         capsys):
+    out = tmp_path / "head"
+    assert trained_head.main(["--voc", str(LABELLED), "--out", str(out),
+                              "--train-args=--held-out 0.5 --epochs 2", "--", "--scales", "224"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["settings"]) == ["without head", "head maps", "head fused with the classifier's"]
+    for setting in summary["settings"].values():
+        assert setting["overall"]["pairs"] == 7 and len(setting["halves"]) == 2
+        assert 0 <= setting["overall"]["corloc"] <= 100
+    # Each head learnt from its own half only (4 and 3 of the 7 photos).
+    for half, images in ((0, 4), (1, 3)):
+        data = json.loads((out / f"head-of-half{half}" / "manifest.json").read_text())["data"]
+        assert data["fit_images"] + data["held_out_images"] == images
+    record = json.loads((out / "half1-head-of-half0" / "run.json").read_text())
+    assert record["head"]["dir"] == str(out / "head-of-half0")
+    assert "| head maps | 7 |" in capsys.readouterr().out
 
 
 def test_localization_benchmark_says_why_without_a_voc_folder(tmp_path, capsys):

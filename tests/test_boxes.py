@@ -64,6 +64,20 @@ def test_large_images_are_thresholded_on_a_raster_of_a_few_pixels_per_cell():
     assert (full.x0, full.y0, full.x1, full.y1) == pytest.approx((1500, 1000, 2250, 2000), abs=1)
 
 
+def test_fine_maps_are_thresholded_on_at_most_256_pixels_along_the_longer_side():
+    """A trained head's map, 96 × 128 cells on a 1000 × 1500 photo: 8 px per cell would be
+    768 × 1024 px; the raster shrinks to 256 px along its longer side, the box stays within
+    1/256 of the photo's side of the full-resolution one."""
+    heat = np.zeros((96, 128), np.float32)
+    heat[20:60, 30:90] = 1.0
+    grid = MapGrid.uniform(96, 128, (1000, 1500))
+    assert upsample(heat, grid, (1000, 1500), pixels_per_cell=8).shape == (192, 256)
+    (box,) = boxes_from_heatmap(heat, grid, (1000, 1500), threshold=0.5)
+    (full,) = boxes_from_heatmap(heat, grid, (1000, 1500), threshold=0.5, pixels_per_cell=None)
+    assert (box.x0, box.y0, box.x1, box.y1) == pytest.approx((full.x0, full.y0, full.x1, full.y1),
+                                                             abs=1500 / 256)
+
+
 def test_boxes_can_be_scored_by_another_map_and_low_scores_dropped():
     heat = np.zeros((40, 60), np.float32)
     heat[5:15, 5:15] = 1.0     # the hotter blob...

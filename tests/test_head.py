@@ -74,9 +74,12 @@ def test_training_on_a_few_photos_lowers_the_loss(lite0_mapper):
         photo = load_photo(name)
         row = label_row(SourceFile(name), synset_heatmaps(lite0_mapper, photo, synsets, scales),
                         "efficientnet_lite0", "blend", 5, {"threshold": 0.25, "min_score": 0.05})
-        features = extract(scale_image(photo, photo.shape[:2], scales, 32).inputs[0])
+        network_input = scale_image(photo, photo.shape[:2], scales, 32).inputs[0]
+        features = extract(network_input)
         assert features.shape[:2] == (row["heatmaps"][0]["height"], row["heatmaps"][0]["width"])
-        targets = row_targets(row, [s.wnid for s in synsets], factor=4)
+        cells = lite0_mapper.grid(features.shape[:2]).scaled(
+            photo.shape[0] / network_input.shape[0], photo.shape[1] / network_input.shape[1])
+        targets = row_targets(row, [s.wnid for s in synsets], 4, cells)
         assert targets.shape == (features.shape[0] * 4, features.shape[1] * 4, 4)
         assert (targets == 1).any() and (targets == 0).any()
         examples.append(HeadExample(features, targets))
@@ -85,3 +88,76 @@ def test_training_on_a_few_photos_lowers_the_loss(lite0_mapper):
     untrained = train_head(examples[:2], examples[2:], epochs=0)[0]
     assert evaluate_loss(head, examples[:2]) < 0.5 * evaluate_loss(untrained, examples[:2])
     assert history["loss"][-1] < history["loss"][0]
+
+
+def _random_head(wnids, seed=0):
+    from transforms.model.head import TrainedHead
+
+    model = build_head(1280, len(wnids))
+    rng = np.random.default_rng(seed)
+    model.get_layer("synset_logits").set_weights(
+        [rng.normal(0, 0.05, (1, 1, 1280, len(wnids))).astype(np.float32),
+         rng.normal(0, 1, len(wnids)).astype(np.float32)])
+    manifest = {"synsets": [{"wnid": w, "label": w} for w in wnids], "factor": 4,
+                "features": 1280}
+    return TrainedHead(manifest, model)
+
+
+@pytest.mark.parametrize("engine", ["tensorflow", "onnxruntime"])
+def test_the_network_gives_the_heads_cell_logits_with_the_classes(lite0_mapper, engine):
+    """One call, both outputs: the classes' logits unchanged (on a padded batch too), then
+    exactly what the head's 1×1 convolution gives on the backbone's features."""
+    from transforms.model.fcn import ResponseMapper
+    from transforms.train.examples import FeatureExtractor
+
+    from conftest import load_photo
+
+    head = _random_head(["n02084071", "n02121620"])
+    with_head = ResponseMapper.load("efficientnet_lite0", engine=engine, head=head)
+    photo = load_photo("dog.jpg")[:224, :288]
+    assert with_head.num_classes == 1000
+    logits = with_head.logits(photo[None])
+    np.testing.assert_allclose(logits[..., :1000], lite0_mapper.class_logits(photo[None]), atol=1e-4)
+    features = FeatureExtractor(lite0_mapper)(photo)
+    expected = head.cell_layer(features[None]).numpy()
+    np.testing.assert_allclose(logits[..., 1000:], expected, atol=1e-4)
+    batch = np.zeros((2, 256, 320, 3), np.uint8)
+    batch[0, :224, :288] = photo
+    sizes = np.array([[224, 288], [256, 320]])
+    np.testing.assert_allclose(with_head.logits(batch, sizes)[..., :1000],
+                               lite0_mapper.class_logits(batch, sizes), atol=1e-4)
+
+
+def test_head_maps_replace_the_heat_on_a_finer_grid(lite0_mapper):
+    """The head's maps, per scale upsampled, squashed and fused, become the heat (alone or
+    averaged with the classifier's); box scores stay the classifier's probabilities."""
+    from scipy.special import expit
+
+    from transforms.maps.multiscale import resize_image, synset_heatmaps, with_head_maps
+    from transforms.maps.scales import parse_scales
+    from transforms.model.fcn import ResponseMapper
+    from transforms.model.head import finer_grid
+    from transforms.vocab.synsets import parse_synset_spec
+
+    from conftest import load_photo
+
+    photo = load_photo("dog.jpg")
+    scales = parse_scales("224x288")  # a fixed size: the network sees it unpadded
+    head = _random_head(["n02121620", "n02084071"])  # another order than the job's
+    synsets = [parse_synset_spec(s) for s in ("dog", "n02121620")]
+    plain = synset_heatmaps(lite0_mapper, photo, synsets, scales)
+    mapper = ResponseMapper.load("efficientnet_lite0", head=head)
+    maps = synset_heatmaps(mapper, photo, synsets, scales)
+    h, w = plain.grid.shape
+    assert maps.grid.shape == (4 * h, 4 * w) and maps.fused.shape == (4 * h, 4 * w, 2)
+    network_input = resize_image(photo, scales[0].input_size(photo.shape[:2], 32))
+    cells = mapper.logits(network_input[None])[0, ..., 1000:]
+    head_only = resample(expit(head.upsample(cells))[..., [1, 0]],
+                         finer_grid(plain.per_scale[0].grid, 4), maps.grid)
+    np.testing.assert_allclose(maps.fused, (head_only + resample(plain.fused, plain.grid, maps.grid)) / 2,
+                               atol=1e-4)
+    alone = with_head_maps(plain, head, [cells], mode="head")
+    np.testing.assert_allclose(alone.fused, head_only, atol=1e-4)
+    np.testing.assert_allclose(alone.probability, resample(plain.probability, plain.grid, maps.grid))
+    with pytest.raises(ValueError, match="give synsets"):
+        synset_heatmaps(mapper, photo, None, scales)

@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+from pipeline.outputs import iter_table_rows
 from pipeline.run import run
 from pipeline.train import main as train
 from transforms.model.head import build_head
@@ -16,12 +17,18 @@ SYNSETS = "dog,n02121620,bicycle"
 
 
 @pytest.fixture(scope="module")
-def synsets_run(tmp_path_factory, weights_cache):
+def train_photos(tmp_path_factory):
     photos = tmp_path_factory.mktemp("train-photos")
     for name in GOOD:
         shutil.copy(DATA / name, photos / name)
+    return photos
+
+
+@pytest.fixture(scope="module")
+def synsets_run(train_photos, tmp_path_factory, weights_cache):
     output = tmp_path_factory.mktemp("train-run") / "out"
-    assert run(["--input", str(photos / "*"), "--output", str(output), "--synsets", SYNSETS, *LOCAL]) == 0
+    assert run(["--input", str(train_photos / "*"), "--output", str(output), "--synsets", SYNSETS,
+                *LOCAL]) == 0
     return output
 
 
@@ -32,7 +39,7 @@ def test_a_head_and_its_manifest_from_a_run(synsets_run, tmp_path, capsys):
     assert train(argv) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     run_record = json.loads((synsets_run / "run.json").read_text())
-    assert manifest["model"] == "efficientnet_lite0"
+    assert manifest["model"] == "efficientnet_lite0" and manifest["features"] == 1280
     assert manifest["weights_checksum"] == run_record["weights_checksum"]
     assert [s["wnid"] for s in manifest["synsets"]] == ["n02084071", "n02121620", "n02834778"]
     assert (manifest["data"]["fit_images"], manifest["data"]["held_out_images"]) == (2, 1)
@@ -45,9 +52,9 @@ def test_a_head_and_its_manifest_from_a_run(synsets_run, tmp_path, capsys):
     head.load_weights(out / "head.weights.h5")
     assert head(np.zeros((1, 2, 3, 1280), np.float32)).shape == (1, 8, 12, 3)
 
-    # Features are computed once per image and read back on the next run.
+    # Features are computed once per image and scale (288, 576) and read back on the next run.
     cached = sorted(out.glob("features/*.npy"))
-    assert len(cached) == 3
+    assert len(cached) == 6 and manifest["data"]["examples"] == 6
     times = [p.stat().st_mtime_ns for p in cached]
     assert train(argv) == 0
     assert [p.stat().st_mtime_ns for p in cached] == times
@@ -66,3 +73,61 @@ def test_runs_a_head_cannot_come_from_are_refused(synsets_run, tmp_path, capsys,
     assert "without --synsets" in capsys.readouterr().err
     assert train(["--labels", str(synsets_run), "--labels", str(top_k), "--out", str(tmp_path / "c")]) == 2
     assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
+@pytest.fixture(scope="module")
+def trained_head(synsets_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained") / "head"
+    assert train(["--labels", str(synsets_run), "--out", str(out), "--held-out", "0.6",
+                  "--epochs", "2"]) == 0
+    return out
+
+
+def _heatmap_shapes(output) -> dict:
+    return {(row["image_uri"].rsplit("/", 1)[-1], h["synset"]): (h["height"], h["width"])
+            for row in iter_table_rows(str(output), "labels", ["image_uri", "heatmaps"])
+            for h in row["heatmaps"]}
+
+
+@pytest.mark.parametrize("head_maps", ["fused", "head"])
+def test_the_job_labels_with_a_trained_head(trained_head, synsets_run, train_photos, tmp_path,
+                                           capsys, head_maps):
+    output = tmp_path / "with-head"
+    assert run(["--input", str(train_photos / "*"), "--output", str(output), "--synsets", "bicycle,dog",
+                "--head", str(trained_head), "--head-maps", head_maps, *LOCAL]) == 0
+    record = json.loads((output / "run.json").read_text())
+    assert record["config"]["head"] == str(trained_head)
+    assert record["config"]["head_maps"] == head_maps
+    assert record["head"]["synsets"] == ["n02084071", "n02121620", "n02834778"]
+    assert record["head"]["data"]["fit_images"] == 2
+    # The head's maps are the heat: four times finer than the classifier's cells.
+    plain, with_head = _heatmap_shapes(synsets_run), _heatmap_shapes(output)
+    assert len(with_head) == 6
+    for (name, synset), (h, w) in with_head.items():
+        assert (h, w) == (4 * plain[name, synset][0], 4 * plain[name, synset][1])
+    assert record["counts"]["boxes"] > 0
+    # A head learns from the classifier's own maps, not from another head's.
+    assert train(["--labels", str(output), "--out", str(tmp_path / "again")]) == 2
+    assert "ran with --head" in capsys.readouterr().err
+
+
+def test_a_head_the_job_cannot_use_fails_fast(trained_head, tmp_path, capsys):
+    other_weights = tmp_path / "other-weights"
+    shutil.copytree(trained_head, other_weights, ignore=shutil.ignore_patterns("features"))
+    manifest = json.loads((other_weights / "manifest.json").read_text())
+    manifest["weights_checksum"], manifest["weights"] = "sha256:0000", "retrained.weights.h5"
+    (other_weights / "manifest.json").write_text(json.dumps(manifest))
+    dog = str(DATA / "dog.jpg")
+    for flags, message in (
+            (["--synsets", "dog,n01503061", "--head", str(trained_head)], "not trained on n01503061"),
+            (["--head", str(trained_head)], "run with --synsets n02084071,n02121620,n02834778"),
+            (["--synsets", "dog", "--head", str(other_weights)], "--weights retrained.weights.h5"),
+            (["--synsets", "dog", "--head", str(tmp_path / "nothing")], "no trained head there"),
+            (["--synsets", "dog", "--head", str(trained_head), "--map-mode", "window"],
+             "cell-mode"),
+            (["--synsets", "dog", "--head", str(trained_head), "--head-maps", "both"],
+             "--head-maps")):
+        output = tmp_path / "out"
+        assert run(["--input", dog, "--output", str(output), *flags, *LOCAL]) == 2, flags
+        assert message in capsys.readouterr().err, flags
+        assert not output.exists()

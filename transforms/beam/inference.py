@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from typing import Any, Iterable, Optional, Sequence
 
@@ -15,6 +16,7 @@ import tensorflow as tf
 from transforms.beam.read import ERRORS
 from transforms.config import METRICS_NAMESPACE, LabelConfig
 from transforms.model.fcn import GPU_BATCH_SIZE, ResponseMapper, default_batch_size, resolve_engine
+from transforms.model.head import HEAD_WEIGHTS, MANIFEST, TrainedHead
 from transforms.maps.multiscale import ScaledImage, SynsetHeatmaps, synset_heatmaps_batch
 from transforms.io.records import error_record, error_row, label_row
 
@@ -35,17 +37,37 @@ def configure_tensorflow(intra_op_threads: int = 0) -> None:
         log.warning("TensorFlow settings not applied: %s", e)
 
 
+def is_remote(path: str) -> bool:
+    """Whether ``path`` is on a Beam filesystem other than the local one (gs://, s3://)."""
+    return FileSystems.get_scheme(path) not in (None, "file")
+
+
+def _copy(remote: str, local: str) -> None:
+    with open(local, "wb") as out, FileSystems.open(remote) as f:
+        shutil.copyfileobj(f, out, 1 << 24)
+
+
 def local_weights(weights: str) -> str:
     """A local path for ``weights``: "imagenet" as is; a file on a remote Beam filesystem
-    (gs://, s3://) copied to a temporary file first, as Keras reads local files only."""
-    if weights == "imagenet" or FileSystems.get_scheme(weights) in (None, "file"):
+    copied to a temporary file first, as Keras reads local files only."""
+    if weights == "imagenet" or not is_remote(weights):
         return weights
     suffix = ".weights.h5" if weights.endswith(".weights.h5") else os.path.splitext(weights)[1]
     fd, local = tempfile.mkstemp(suffix=suffix)
-    with os.fdopen(fd, "wb") as out, FileSystems.open(weights) as f:
-        while chunk := f.read(1 << 24):
-            out.write(chunk)
+    os.close(fd)
+    _copy(weights, local)
     return local
+
+
+def load_head(directory: str) -> TrainedHead:
+    """The trained head in ``directory`` on any Beam filesystem (a remote one's files are
+    copied to a temporary folder for Keras, which reads local files only)."""
+    if not is_remote(directory):
+        return TrainedHead.load(directory)
+    with tempfile.TemporaryDirectory() as local:
+        for name in (HEAD_WEIGHTS, MANIFEST):
+            _copy(FileSystems.join(directory, name), os.path.join(local, name))
+        return TrainedHead.load(local)
 
 
 class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
@@ -69,11 +91,12 @@ class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
         engine = resolve_engine(config.engine, config.mixed_precision or config.xla)
         log.info("loading %s (%s map) with weights %s, engine %s", config.model, config.map_mode,
                  config.weights, engine)
+        head = None if config.head is None else load_head(config.head)
         weights = local_weights(config.weights)
         try:
             return ResponseMapper.load(config.model, weights, config.map_mode,
                                        config.window_stride, config.mixed_precision, config.xla,
-                                       engine, config.intra_op_threads)
+                                       engine, config.intra_op_threads, head)
         finally:
             if weights != config.weights:  # the temporary copy of a remote file
                 os.remove(weights)
@@ -96,7 +119,8 @@ class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
                                          config.top_k, config.fusion,
                                          images_per_call=self._images_per_call, heat=config.heat,
                                          vocabulary=config.top_k_candidates(),
-                                         score_cells=config.score_cells)
+                                         score_cells=config.score_cells,
+                                         head_maps=config.head_maps)
         except Exception as e:
             if len(batch) == 1 or not model.is_out_of_memory(e):
                 raise

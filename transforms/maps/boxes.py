@@ -48,6 +48,8 @@ def upsample(heatmap: np.ndarray, grid: MapGrid, image_size: tuple[int, int],
     if pixels_per_cell:
         height = min(height, pixels_per_cell * grid.height)
         width = min(width, pixels_per_cell * grid.width)
+        shrink = min(1.0, MAX_RASTER_SIDE / max(height, width))
+        height, width = max(1, round(height * shrink)), max(1, round(width * shrink))
     return resample(heatmap, grid, MapGrid.uniform(height, width, image_size))
 
 
@@ -55,6 +57,10 @@ def upsample(heatmap: np.ndarray, grid: MapGrid, image_size: tuple[int, int],
 # within 1/16 of a cell on a raster of 8 pixels per cell: a full-size raster of a 24-Mpixel
 # photo (hundreds of pixels per cell) adds nothing but time.
 PIXELS_PER_CELL = 8
+# And to within 1/256 of the image's longer side: the classifier's maps (at most 32 cells
+# along a side at the default scales) never reach this; a trained head's, 4 times finer,
+# would otherwise be thresholded at the photo's own size, 19 synsets at 8 ms each.
+MAX_RASTER_SIDE = 256
 
 
 def boxes_from_heatmap(heatmap: np.ndarray, grid: MapGrid, image_size: tuple[int, int],

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Callable, Literal, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -19,6 +19,7 @@ from scipy import sparse, special
 from transforms.maps.boxes import DEFAULT_THRESHOLD, Box, boxes_from_heatmap
 from transforms.model.backbones import Backbone
 from transforms.model.fcn import ResponseMapper, map_size
+from transforms.model.head import TrainedHead, finer_grid
 from transforms.maps.heatmaps import (DEFAULT_FUSION, DEFAULT_HEAT, Fusion, Heat, MapGrid,
                                       finished_heat, fuse, resample, synset_logits)
 from transforms.maps.scales import DEFAULT_SCALES, Scale
@@ -34,6 +35,10 @@ DEFAULT_TOP_K = 5
 # picture (a room, a shore) over the objects in it, the single best cell is noise
 # (top-k pooling in between; measured in benchmarks/README.md, (e)).
 DEFAULT_SCORE_CELLS = 0.1
+# With a trained head: its maps alone, or averaged with the classifier's heat.
+HeadMaps = Literal["head", "fused"]
+HEAD_MAPS = ("head", "fused")
+DEFAULT_HEAD_MAPS = "fused"
 
 
 @dataclass(frozen=True)
@@ -137,10 +142,11 @@ def check_inputs_fit(image: ScaledImage, scales: Sequence[Scale], backbone: Back
                              f"too small for a {map_mode} map of {backbone.name}")
 
 
-def _class_logits_per_scale(mapper: ResponseMapper, images: Sequence[ScaledImage],
-                            scales: Sequence[Scale], bucket: int,
-                            images_per_call: int | None) -> list[list[np.ndarray]]:
-    """[image][scale] → (h, w, classes) class logits, cropped to each image's content."""
+def _logits_per_scale(mapper: ResponseMapper, images: Sequence[ScaledImage],
+                      scales: Sequence[Scale], bucket: int,
+                      images_per_call: int | None) -> list[list[np.ndarray]]:
+    """[image][scale] → (h, w, channels) logits (``ResponseMapper.logits``: the classes'
+    and a head's), cropped to each image's content."""
     result: list[list[np.ndarray]] = [[None] * len(scales) for _ in images]
     for s, scale in enumerate(scales):
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
@@ -155,7 +161,7 @@ def _class_logits_per_scale(mapper: ResponseMapper, images: Sequence[ScaledImage
                 h, w = images[i].inputs[s].shape[:2]
                 batch[j, :h, :w] = images[i].inputs[s]
             sizes = np.array([images[i].inputs[s].shape[:2] for i in members], np.int32)
-            logits = mapper.class_logits(batch, sizes)
+            logits = mapper.logits(batch, sizes)
             for j, i in enumerate(members):
                 h, w = mapper.map_size(tuple(sizes[j]))
                 result[i][s] = logits[j, :h, :w]
@@ -190,19 +196,25 @@ def synset_heatmaps_batch(mapper: ResponseMapper, images: Sequence[ScaledImage],
                           top_k: int = DEFAULT_TOP_K, fusion: Fusion = DEFAULT_FUSION,
                           bucket: int = DEFAULT_BUCKET, images_per_call: int | None = None,
                           heat: Heat = DEFAULT_HEAT, vocabulary: Sequence[Synset] | None = None,
-                          score_cells: float = DEFAULT_SCORE_CELLS) -> list[SynsetHeatmaps]:
+                          score_cells: float = DEFAULT_SCORE_CELLS,
+                          head_maps: HeadMaps = DEFAULT_HEAD_MAPS) -> list[SynsetHeatmaps]:
     """Heatmaps of ``synsets`` (or, if None, of each image's ``top_k`` synsets of
     ``vocabulary``, by score; None: the concepts) for a batch of images at every scale,
     fused. Images sharing a padded shape go through the network together, at most
-    ``images_per_call`` at a time (None: all)."""
+    ``images_per_call`` at a time (None: all). A mapper with a trained head gives the
+    head's maps (``with_head_maps``, ``head_maps`` mode) of ``synsets``."""
     for image in images:
         check_inputs_fit(image, scales, mapper.backbone, mapper.map_mode, mapper.window_stride)
+    if mapper.head is not None and synsets is None:
+        raise ValueError("a trained head gives maps of the synsets it was trained on: give synsets")
+    classes = mapper.num_classes
     candidates = tuple(synsets if synsets is not None else vocabulary or concepts())
-    candidate_matrix = _candidate_matrix(candidates, mapper.num_classes)
+    candidate_matrix = _candidate_matrix(candidates, classes)
     fixed_matrix = None if synsets is None else candidate_matrix.toarray()
     results = []
-    logits_per_image = _class_logits_per_scale(mapper, images, scales, bucket, images_per_call)
-    for image, class_logits in zip(images, logits_per_image):
+    for image, outputs in zip(images, _logits_per_scale(mapper, images, scales, bucket,
+                                                         images_per_call)):
+        class_logits = [channels[..., :classes] for channels in outputs]
         class_probabilities = [special.softmax(logits, axis=-1) for logits in class_logits]
         class_scores = np.mean([p.mean(axis=(0, 1)) for p in class_probabilities], axis=0)
         scores = pooled_scores(class_probabilities, candidate_matrix, score_cells)
@@ -227,9 +239,35 @@ def synset_heatmaps_batch(mapper: ResponseMapper, images: Sequence[ScaledImage],
         probability = fuse(probability_on_grid, fusion)
         fused = finished_heat(heat, fuse(on_grid, fusion), probability)
         on_grid = np.stack([finished_heat(heat, m, p) for m, p in zip(on_grid, probability_on_grid)])
-        results.append(SynsetHeatmaps(chosen, image.image_size, tuple(per_scale), grid, on_grid,
-                                      fused, probability, scores, class_scores))
+        maps = SynsetHeatmaps(chosen, image.image_size, tuple(per_scale), grid, on_grid, fused,
+                              probability, scores, class_scores)
+        if mapper.head is not None:
+            head_logits = [channels[..., classes:] for channels in outputs]
+            maps = with_head_maps(maps, mapper.head, head_logits, fusion, head_maps)
+        results.append(maps)
     return results
+
+
+def with_head_maps(maps: SynsetHeatmaps, head: TrainedHead, cell_logits: Sequence[np.ndarray],
+                   fusion: Fusion = DEFAULT_FUSION,
+                   mode: HeadMaps = DEFAULT_HEAD_MAPS) -> SynsetHeatmaps:
+    """``maps`` with a trained head's maps as their heat. Per scale, the head's (h, w, S)
+    ``cell_logits`` are upsampled by the head and squashed (sigmoid: each point's
+    probability of lying on the synset); the scales are fused on a grid as fine as the
+    finest scale's head map; ``fused`` mode averages that with the classifier's heat.
+    Box scores stay the classifier's probabilities, resampled to the finer grid."""
+    if mode not in HEAD_MAPS:
+        raise ValueError(f"head maps must be one of {HEAD_MAPS}, got {mode!r}")
+    channels = [head.wnids.index(s.wnid) for s in maps.synsets]
+    grid, on_grid = common_grid(
+        [(special.expit(head.upsample(logits)[..., channels]), finer_grid(scale.grid, head.factor))
+         for logits, scale in zip(cell_logits, maps.per_scale)], maps.image_size)
+    fused = fuse(on_grid, fusion)
+    if mode == "fused":
+        fused = (fused + resample(maps.fused, maps.grid, grid)) / 2
+        on_grid = (on_grid + np.stack([resample(m, maps.grid, grid) for m in maps.on_grid])) / 2
+    return replace(maps, grid=grid, on_grid=on_grid.astype(np.float32), fused=fused,
+                   probability=resample(maps.probability, maps.grid, grid))
 
 
 def common_grid(maps: Sequence[tuple[np.ndarray, MapGrid]],

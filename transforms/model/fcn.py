@@ -23,6 +23,7 @@ from keras import layers
 from scipy import special
 
 from transforms.model.backbones import Backbone, get_backbone, load_classifier
+from transforms.model.head import TrainedHead
 from transforms.maps.heatmaps import MapGrid
 
 MapMode = Literal["cell", "window"]
@@ -87,6 +88,18 @@ def fully_convolutional(classifier: keras.Model, backbone: Backbone, map_mode: M
     return keras.Model(inputs, logits, name=f"{classifier.name}_fcn_{map_mode}")
 
 
+def with_head_logits(model: keras.Model, head: TrainedHead) -> keras.Model:
+    """A cell-mode FCN whose output also holds a trained head's cell logits, after the
+    classes': the head's 1×1 convolution reads the same features as the classifier's, so
+    one network call (and one exported graph) gives both, at the cost of a few channels."""
+    features = model.get_layer("classifier_conv").input
+    cells = layers.Conv2D(len(head.wnids), 1, name="head_cell_logits")
+    head_logits = layers.Activation("linear", dtype="float32", name="head_logits")(cells(features))
+    cells.set_weights(head.cell_layer.get_weights())
+    outputs = layers.Concatenate(name="class_and_head_logits")([model.output, head_logits])
+    return keras.Model(model.input, outputs, name=f"{model.name}_head")
+
+
 @contextlib.contextmanager
 def dtype_policy(policy: str | None):
     """Layers built inside take ``policy`` (None: leave the current one)."""
@@ -116,6 +129,8 @@ class ResponseMapper:
     Images go in as RGB arrays in [0, 255] (uint8 or float), a batch of one size at a
     time; preprocessing runs inside the TensorFlow graph, or in numpy before the ONNX
     Runtime one (``engine``; ``intra_op_threads`` 0: the engine's default, every core).
+    With a trained ``head``, the model's output holds its cell logits after the classes'
+    (``with_head_logits``).
     """
 
     backbone: Backbone
@@ -125,21 +140,29 @@ class ResponseMapper:
     jit_compile: bool = False
     engine: str = "tensorflow"
     intra_op_threads: int = 0
+    head: TrainedHead | None = None
 
     @classmethod
     def load(cls, name: str = "efficientnet_lite0", weights: str | None = "imagenet",
              map_mode: MapMode = "cell", window_stride: int = 1,
              mixed_precision: bool = False, jit_compile: bool = False,
-             engine: str = "tensorflow", intra_op_threads: int = 0) -> "ResponseMapper":
+             engine: str = "tensorflow", intra_op_threads: int = 0,
+             head: TrainedHead | None = None) -> ResponseMapper:
         """``mixed_precision``: float16 compute with float32 weights and outputs (Keras's
         mixed_float16 policy), for GPUs with tensor cores; CPUs run it too, slowly.
         ``jit_compile``: XLA, compiled once per input shape (shape buckets keep those few).
-        Both are TensorFlow's: the onnxruntime engine refuses them."""
+        Both are TensorFlow's: the onnxruntime engine refuses them. ``head``: a trained
+        head (cell mode) whose cell logits the network gives too."""
         backbone = get_backbone(name)
         with dtype_policy("mixed_float16" if mixed_precision else None):
             classifier = load_classifier(name, weights)
             model = fully_convolutional(classifier, backbone, map_mode, window_stride)
-        return cls(backbone, model, map_mode, window_stride, jit_compile, engine, intra_op_threads)
+            if head is not None:
+                if map_mode != "cell":
+                    raise ValueError("a trained head works on cell-mode maps")
+                model = with_head_logits(model, head)
+        return cls(backbone, model, map_mode, window_stride, jit_compile, engine,
+                   intra_op_threads, head)
 
     def __post_init__(self):
         if self.engine not in ENGINES:
@@ -155,14 +178,15 @@ class ResponseMapper:
             return
         # One trace per input shape; reduce_retracing generalises after a few shapes
         # (not under XLA, which compiles each shape anyway).
-        self._class_logits = tf.function(self._class_logits_graph, jit_compile=self.jit_compile,
+        self._logits = tf.function(self._logits_graph, jit_compile=self.jit_compile,
                                          reduce_retracing=not self.jit_compile)
 
     @property
     def num_classes(self) -> int:
-        return int(self.model.output.shape[-1])
+        head_channels = 0 if self.head is None else len(self.head.wnids)
+        return int(self.model.output.shape[-1]) - head_channels
 
-    def _class_logits_graph(self, images, content_sizes):
+    def _logits_graph(self, images, content_sizes):
         x = self.backbone.preprocess(tf.cast(images, tf.float32))
         # Padding beyond each image's content is zero in network-input space, as the
         # first convolution's own 'same' padding would be.
@@ -172,8 +196,9 @@ class ResponseMapper:
         mask = tf.cast(rows[:, :, None, None] & cols[:, None, :, None], x.dtype)
         return self.model(x * mask, training=False)
 
-    def class_logits(self, images: np.ndarray, content_sizes: np.ndarray | None = None) -> np.ndarray:
-        """(N, H, W, 3) → (N, h, w, classes) per-cell class logits.
+    def logits(self, images: np.ndarray, content_sizes: np.ndarray | None = None) -> np.ndarray:
+        """(N, H, W, 3) → (N, h, w, classes [+ head synsets]) per-cell logits: the
+        classes', then (with a head) the head's cell logits.
 
         ``content_sizes`` (N, 2): each image's (height, width) when it was padded at the
         bottom and right to share the batch's shape; None: no padding.
@@ -182,10 +207,14 @@ class ResponseMapper:
         sizes = _content_sizes(images, content_sizes)
         if self._onnx is not None:
             return self._onnx(self._masked_inputs(images, sizes))
-        return self._class_logits(images, sizes).numpy()
+        return self._logits(images, sizes).numpy()
+
+    def class_logits(self, images: np.ndarray, content_sizes: np.ndarray | None = None) -> np.ndarray:
+        """(N, H, W, 3) → (N, h, w, classes) per-cell class logits (as ``logits``)."""
+        return self.logits(images, content_sizes)[..., :self.num_classes]
 
     def _masked_inputs(self, images: np.ndarray, content_sizes: np.ndarray) -> np.ndarray:
-        """What ``_class_logits_graph`` feeds the model, in numpy: preprocessed inputs,
+        """What ``_logits_graph`` feeds the model, in numpy: preprocessed inputs,
         zero beyond each image's content."""
         x = np.asarray(self.backbone.preprocess(images.astype(np.float32)), np.float32)
         for image, (height, width) in zip(x, content_sizes):  # in place: no mask-sized temporaries
@@ -199,7 +228,7 @@ class ResponseMapper:
         return special.softmax(self.class_logits(images, content_sizes), axis=-1)
 
     def is_out_of_memory(self, error: BaseException) -> bool:
-        """Whether ``error``, raised by ``class_logits``, means the batch did not fit."""
+        """Whether ``error``, raised by ``logits``, means the batch did not fit."""
         if self._onnx is not None:
             return self._onnx.is_out_of_memory(error)
         return isinstance(error, tf.errors.ResourceExhaustedError)

@@ -1,5 +1,5 @@
-"""Training examples for the head: an image's backbone features at the run's finest scale
-(its fused heatmaps' grid) and, per synset, pseudo-mask targets at the head's resolution."""
+"""Training examples for the head: an image's backbone features at one of the run's scales
+and, per synset, pseudo-mask targets from its fused heatmaps at the head's resolution."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,6 +11,7 @@ import numpy as np
 from transforms.maps.heatmaps import MapGrid, resample
 from transforms.maps.pseudo_masks import DEFAULT_BACKGROUND, DEFAULT_FOREGROUND, pseudo_mask
 from transforms.model.fcn import ResponseMapper
+from transforms.model.head import finer_grid
 
 
 @dataclass(frozen=True)
@@ -39,25 +40,25 @@ class FeatureExtractor:
         return keras.ops.convert_to_numpy(self._model(x, training=False))[0]
 
 
-def row_targets(row: dict, synsets: Sequence[str], factor: int, stride: int = 32,
+def row_targets(row: dict, synsets: Sequence[str], factor: int, cells: MapGrid,
                 foreground: float = DEFAULT_FOREGROUND,
                 background: float = DEFAULT_BACKGROUND) -> np.ndarray:
-    """(h·f, w·f, S) targets of a labels row for ``synsets`` (wnids, the head's order):
-    each synset's fused heat resampled bilinearly from its cells (``stride`` input pixels
-    each) to the head's finer cells, then pseudo-masked; a synset without a heatmap in
-    the row (top-k mode: not among the image's best) is background throughout."""
+    """(h·f, w·f, S) targets of a labels row for ``synsets`` (wnids, the head's order),
+    for features on ``cells`` (their grid in the original image's pixels, at any of the
+    run's scales): each synset's fused heat (uniform over the image) resampled bilinearly
+    to the head's finer cells, then pseudo-masked; a synset without a heatmap in the row
+    (top-k mode: not among the image's best) is background throughout."""
     heatmaps = {h["synset"]: h for h in row["heatmaps"]}
     with_boxes = {b["synset"] for b in row["boxes"] or ()}
     first = row["heatmaps"][0]
     h, w = first["height"], first["width"]
-    step = stride / factor
-    cells = MapGrid(h, w, stride / 2, stride, stride / 2, stride)
-    finer = MapGrid(h * factor, w * factor, step / 2, step, step / 2, step)
-    targets = np.zeros((h * factor, w * factor, len(synsets)), np.float32)
+    heat_grid = MapGrid.uniform(h, w, (row["height"], row["width"]))
+    finer = finer_grid(cells, factor)
+    targets = np.zeros((*finer.shape, len(synsets)), np.float32)
     for s, wnid in enumerate(synsets):
         entry = heatmaps.get(wnid)
         if entry is None:
             continue
-        heat = resample(np.asarray(entry["values"], np.float32).reshape(h, w), cells, finer)
+        heat = resample(np.asarray(entry["values"], np.float32).reshape(h, w), heat_grid, finer)
         targets[..., s] = pseudo_mask(heat, wnid in with_boxes, foreground, background)
     return targets
