@@ -25,6 +25,7 @@ is bilinear interpolation at the target points, clamped at the borders.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Literal, Sequence
 
@@ -105,6 +106,19 @@ def _linear_weights(positions: np.ndarray, n: int) -> np.ndarray:
         np.clip(positions, 0, n - 1))
 
 
+@functools.lru_cache(maxsize=256)
+def _axis_weights(source: MapGrid, target: MapGrid) -> tuple[np.ndarray, np.ndarray]:
+    """The row and column interpolation matrices from ``source`` to ``target``, made once
+    per pair of grids: an image's boxes resample every synset's maps between the same two
+    grids, and photos of one size share them all (read-only, shared between threads)."""
+    rows = (target.y0 + target.dy * np.arange(target.height) - source.y0) / source.dy
+    cols = (target.x0 + target.dx * np.arange(target.width) - source.x0) / source.dx
+    weights = _linear_weights(rows, source.height), _linear_weights(cols, source.width)
+    for matrix in weights:
+        matrix.flags.writeable = False
+    return weights
+
+
 def resample(values: np.ndarray, source: MapGrid, target: MapGrid) -> np.ndarray:
     """Bilinear resampling of (h, w) or (h, w, S) ``values`` laid out on ``source`` at the
     cell centres of ``target``; points outside the source take the nearest edge value.
@@ -115,9 +129,7 @@ def resample(values: np.ndarray, source: MapGrid, target: MapGrid) -> np.ndarray
     """
     if values.shape[:2] != source.shape:
         raise ValueError(f"values of shape {values.shape[:2]} do not match grid {source.shape}")
-    rows = (target.y0 + target.dy * np.arange(target.height) - source.y0) / source.dy
-    cols = (target.x0 + target.dx * np.arange(target.width) - source.x0) / source.dx
-    wy, wx = _linear_weights(rows, source.height), _linear_weights(cols, source.width)
+    wy, wx = _axis_weights(source, target)
     out = np.einsum("Hh,hw...,Ww->HW...", wy, values.astype(np.float64), wx, optimize=True)
     return out.astype(np.float32)
 
