@@ -21,7 +21,7 @@ from transforms.model.fcn import ENGINES, MAP_MODES, resolve_engine
 from transforms.maps.heatmaps import DEFAULT_FUSION, DEFAULT_HEAT, FUSIONS, HEATS
 from transforms.maps.multiscale import (DEFAULT_HEAD_MAPS, DEFAULT_SCORE_CELLS, DEFAULT_TOP_K,
                                         HEAD_MAPS)
-from transforms.model.head import MANIFEST, check_head_fits
+from transforms.model.head import HEAD_WEIGHTS, MANIFEST, check_head_fits
 from transforms.maps.scales import DEFAULT_SCALES, parse_scales
 from transforms.vocab.synsets import SynsetError
 from transforms.vocab.vocabularies import (DEFAULT_TOP_K_VOCABULARY, TOP_K_VOCABULARIES,
@@ -284,12 +284,14 @@ def _check_head(directory: str, model: str, weights_checksum: str, map_mode: str
     """Fail fast on a head the job cannot use."""
     try:
         manifest = read_head_manifest(directory)
+        if not FileSystems.exists(FileSystems.join(directory, HEAD_WEIGHTS)):
+            raise OSError(f"{HEAD_WEIGHTS} is missing")
         check_head_fits(manifest, model, weights_checksum, map_mode,
                         None if synsets is None else [s.wnid for s in synsets])
     except OSError as e:
         raise ConfigError(f"--head {directory}: no trained head there ({e}); give the --out "
                           "folder of python -m pipeline.train") from None
-    except (ValueError, KeyError) as e:
+    except ValueError as e:  # the checks' own messages, or a manifest that is not JSON
         raise ConfigError(f"--head {directory}: {e}") from None
 
 

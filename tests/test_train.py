@@ -117,12 +117,20 @@ def test_a_head_the_job_cannot_use_fails_fast(trained_head, tmp_path, capsys):
     manifest = json.loads((other_weights / "manifest.json").read_text())
     manifest["weights_checksum"], manifest["weights"] = "sha256:0000", "retrained.weights.h5"
     (other_weights / "manifest.json").write_text(json.dumps(manifest))
+    older = tmp_path / "older"
+    shutil.copytree(other_weights, older)
+    del manifest["features"]
+    (older / "manifest.json").write_text(json.dumps(manifest))
+    no_weights = tmp_path / "no-weights"
+    shutil.copytree(trained_head, no_weights, ignore=shutil.ignore_patterns("features", "*.h5"))
     dog = str(DATA / "dog.jpg")
     for flags, message in (
             (["--synsets", "dog,n01503061", "--head", str(trained_head)], "not trained on n01503061"),
             (["--head", str(trained_head)], "run with --synsets n02084071,n02121620,n02834778"),
             (["--synsets", "dog", "--head", str(other_weights)], "--weights retrained.weights.h5"),
             (["--synsets", "dog", "--head", str(tmp_path / "nothing")], "no trained head there"),
+            (["--synsets", "dog", "--head", str(no_weights)], "head.weights.h5 is missing"),
+            (["--synsets", "dog", "--head", str(older)], "lacks features: train the head again"),
             (["--synsets", "dog", "--head", str(trained_head), "--map-mode", "window"],
              "cell-mode"),
             (["--synsets", "dog", "--head", str(trained_head), "--head-maps", "both"],

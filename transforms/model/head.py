@@ -25,6 +25,8 @@ DEFAULT_FACTOR = 4  # stride 32 → 8: a map cell per 8×8 pixels of the network
 # A trained head's folder (python -m pipeline.train --out): its weights and what they are.
 HEAD_WEIGHTS = "head.weights.h5"
 MANIFEST = "manifest.json"
+# What the job needs of a manifest to check and load the head.
+MANIFEST_KEYS = ("model", "weights", "weights_checksum", "synsets", "factor", "features")
 
 
 def bilinear_kernel(factor: int, channels: int) -> np.ndarray:
@@ -127,6 +129,10 @@ def check_head_fits(manifest: dict, model: str, weights_checksum: str, map_mode:
                     wnids: list[str] | None) -> None:
     """Raise HeadMismatchError, saying what to change, unless a head of ``manifest``
     can give the maps of a job with this model, weights, map mode and synsets."""
+    missing = [key for key in MANIFEST_KEYS if key not in manifest]
+    if missing:
+        raise HeadMismatchError(f"its {MANIFEST} lacks {', '.join(missing)}: train the head "
+                                "again with python -m pipeline.train")
     if manifest["model"] != model or manifest["weights_checksum"] != weights_checksum:
         raise HeadMismatchError(
             f"it was trained on {manifest['model']} with weights {manifest['weights']} "
