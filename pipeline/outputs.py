@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import os
 import string
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -111,16 +111,21 @@ def table_files(output: str, name: str) -> list[str]:
 
 
 def iter_table_rows(output: str, name: str, columns: list[str] | None = None,
-                    batch_rows: int = 256) -> Iterator[dict]:
+                    batch_rows: int = 256, optional: Sequence[str] = ()) -> Iterator[dict]:
     """The rows of one of a run's tables as dicts, file by file, ``batch_rows`` at a time:
-    memory does not grow with the table."""
+    memory does not grow with the table. Those of ``columns`` named in ``optional`` are
+    read where a file has them (tables of older runs lack newer columns)."""
     paths = table_files(output, name)
     if not paths:
         raise OutputError(f"no {name} table in {output}: give the --output folder of a "
                           "pipeline run")
     for path in paths:
         with FileSystems.open(path) as f:
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_rows, columns=columns):
+            parquet = pq.ParquetFile(f)
+            present = set(parquet.schema_arrow.names)
+            read = None if columns is None else [c for c in columns
+                                                 if c not in optional or c in present]
+            for batch in parquet.iter_batches(batch_size=batch_rows, columns=read):
                 yield from batch.to_pylist()
 
 

@@ -15,11 +15,11 @@ import re
 import sys
 from typing import Iterator, Sequence
 
-import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.outputs import RUN_RECORD, SUCCESS, is_finished, names_image, table_files
+from pipeline.outputs import (RUN_RECORD, SUCCESS, is_finished, iter_table_rows, names_image,
+                              table_files)
 from transforms.io.records import file_name
 
 # What the colour stands for, by the run's --heat.
@@ -77,14 +77,10 @@ def _positive(text: str) -> int:
     return value
 
 
-def read_rows(tables: list[str]) -> Iterator[dict]:
-    """Labels rows, table by table, a batch at a time (so --limit reads little)."""
-    for path in tables:
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            parquet = pq.ParquetFile(f)
-            columns = [c for c in COLUMNS if c in parquet.schema_arrow.names]
-            for batch in parquet.iter_batches(batch_size=64, columns=columns):
-                yield from batch.to_pylist()
+def read_rows(labels: str) -> Iterator[dict]:
+    """Labels rows, table by table, a batch at a time (so --limit reads little); columns
+    an older run's tables lack are left out."""
+    return iter_table_rows(labels, "labels", list(COLUMNS), batch_rows=64, optional=COLUMNS)
 
 
 def _read_json(path: str) -> dict | None:
@@ -94,13 +90,13 @@ def _read_json(path: str) -> dict | None:
         return json.loads(f.read())
 
 
-def find_rows(tables: list[str], images: list[str]) -> dict[str, dict]:
+def find_rows(labels: str, images: list[str]) -> dict[str, dict]:
     """The labels row of each of ``images`` (URI or file name). Reads every row, since an
     image may sit in two of them. Raises RenderError for an image found in no row, or
     in several."""
     found = {image: [] for image in images}
     if images:
-        for row in read_rows(tables):
+        for row in read_rows(labels):
             for image in images:
                 if names_image(image, row["image_uri"]):
                     found[image].append(row)
@@ -161,7 +157,7 @@ def render(labels: str, out: str, limit: int | None = None, scales_of: Sequence[
     if not is_finished(labels):
         print(f"warning: {labels} has no {SUCCESS} marker: the run failed or is unfinished, its "
               "tables may be incomplete", file=sys.stderr)
-    scale_rows = find_rows(tables, list(scales_of))
+    scale_rows = find_rows(labels, list(scales_of))
     record = _read_json(FileSystems.join(labels, RUN_RECORD)) or {}
     fusion = (record.get("config") or {}).get("fusion")
     for image, row in scale_rows.items():
@@ -185,7 +181,7 @@ def render(labels: str, out: str, limit: int | None = None, scales_of: Sequence[
             return None
 
     # One row at a time: memory stays flat however many images the run labelled.
-    for row in itertools.islice(read_rows(tables), limit):
+    for row in itertools.islice(read_rows(labels), limit):
         uri, size = row["image_uri"], (row["height"], row["width"])
         photo = photo_of(row)
         if photo is None:
