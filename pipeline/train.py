@@ -31,7 +31,7 @@ from transforms.io.decode import decode_image
 from transforms.io.records import file_name
 from transforms.maps.multiscale import resize_image
 from transforms.maps.pseudo_masks import DEFAULT_BACKGROUND, DEFAULT_FOREGROUND
-from transforms.maps.scales import parse_scales
+from transforms.maps.scales import Scale, parse_scales
 from transforms.model.backbones import write_atomically
 from transforms.model.fcn import ResponseMapper
 from transforms.model.head import DEFAULT_FACTOR, HEAD_WEIGHTS, MANIFEST
@@ -94,15 +94,16 @@ def run_settings(labels: Sequence[str]) -> dict:
     return settings
 
 
-def image_examples(row: dict, settings: dict, mapper: ResponseMapper, extract: FeatureExtractor,
-                   cache: Path, args: argparse.Namespace) -> list[HeadExample]:
+def image_examples(row: dict, settings: dict, scales: Sequence[Scale], mapper: ResponseMapper,
+                   extract: FeatureExtractor, cache: Path,
+                   args: argparse.Namespace) -> list[HeadExample]:
     """One example per scale of the run (the job runs the head at each): the photo's
     features at that scale (computed once, then read from ``cache``) and its targets."""
     wnids = [s["wnid"] for s in settings["synsets"]]
     image_size = (row["height"], row["width"])
     decoded = None
     result = []
-    for scale in parse_scales(",".join(settings["scales"])):
+    for scale in scales:
         size = scale.input_size(image_size, mapper.backbone.stride)
         key = hashlib.sha256(f"{settings['model']} {settings['weights_checksum']} {scale} "
                              f"{row['image_uri']}".encode()).hexdigest()
@@ -129,6 +130,7 @@ def examples(labels: Sequence[str], settings: dict, mapper: ResponseMapper, cach
     """(fit, held-out) examples of every labelled image at every scale, the images split
     by a hash of their file name, and the number of images on each side."""
     extract = FeatureExtractor(mapper)
+    scales = parse_scales(",".join(settings["scales"]))
     cache.mkdir(parents=True, exist_ok=True)
     fit, held_out, images = [], [], [0, 0]
     for output in labels:
@@ -137,7 +139,7 @@ def examples(labels: Sequence[str], settings: dict, mapper: ResponseMapper, cach
             side = int(hashlib.sha256(file_name(row["image_uri"]).encode()).hexdigest()[-8:], 16)
             held = side / 16 ** 8 < args.held_out
             (held_out if held else fit).extend(
-                image_examples(row, settings, mapper, extract, cache, args))
+                image_examples(row, settings, scales, mapper, extract, cache, args))
             images[held] += 1
             if n % 50 == 0:
                 print(f"features: {n} images of {output}", file=sys.stderr, flush=True)
