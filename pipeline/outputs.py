@@ -81,11 +81,6 @@ def is_finished(output: str) -> bool:
     return FileSystems.exists(_path(output, SUCCESS))
 
 
-def read_success(output: str) -> dict:
-    with FileSystems.open(_path(output, SUCCESS)) as f:
-        return json.loads(f.read())
-
-
 def read_run_record(output: str) -> dict:
     """A run's run.json."""
     if not FileSystems.exists(_path(output, RUN_RECORD)):
