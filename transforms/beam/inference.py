@@ -12,6 +12,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 import tensorflow as tf
+import threadpoolctl
 
 from transforms.beam.read import ERRORS
 from transforms.config import METRICS_NAMESPACE, LabelConfig
@@ -35,6 +36,16 @@ def configure_tensorflow(intra_op_threads: int = 0) -> None:
             tf.config.threading.set_intra_op_parallelism_threads(intra_op_threads)
     except RuntimeError as e:  # the runtime already runs (another model in this process)
         log.warning("TensorFlow settings not applied: %s", e)
+
+
+def limit_blas_threads(threads: int = 0) -> None:
+    """numpy's and scipy's BLAS (OpenBLAS) to ``threads`` per process (0: its default,
+    one per core). The maps' matrix products are small; with several bundles at once
+    each product woke a BLAS thread on every core, which then spun waiting and took CPU
+    from the other bundle's network call (benchmarks/README.md, (a)). Process-wide, as
+    BLAS libraries are: it limits every one loaded by then (numpy's and SciPy's)."""
+    if threads:
+        threadpoolctl.threadpool_limits(threads, user_api="blas")
 
 
 def is_remote(path: str) -> bool:
@@ -88,6 +99,7 @@ class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
     def load_model(self):
         config = self._config
         configure_tensorflow(config.intra_op_threads)
+        limit_blas_threads(config.intra_op_threads)
         engine = resolve_engine(config.engine, config.mixed_precision or config.xla)
         log.info("loading %s (%s map) with weights %s, engine %s", config.model, config.map_mode,
                  config.weights, engine)
