@@ -117,15 +117,20 @@ def test_tf_threads_are_set_before_the_runtime_starts():
     assert out.stdout.strip() == "1"
 
 
-def test_blas_threads_are_the_engine_threads_of_the_worker():
+def test_blas_threads_are_the_engine_threads_where_the_maps_are_made():
     import subprocess
     import sys
 
     # A process of its own: BLAS thread limits are process-wide.
-    code = ("import threadpoolctl\n"
+    code = ("import numpy as np, threadpoolctl\n"
             "from transforms.beam.inference import FcnModelHandler\n"
             "from transforms.config import LabelConfig\n"
-            "FcnModelHandler(LabelConfig(engine='tensorflow', intra_op_threads=1)).load_model()\n"
+            "from transforms.maps.multiscale import scale_image\n"
+            "config = LabelConfig(engine='tensorflow', intra_op_threads=1)\n"
+            "handler = FcnModelHandler(config)\n"
+            "model = handler.load_model()\n"
+            "image = scale_image(np.zeros((64, 64, 3), np.uint8), (64, 64), config.scales, 32)\n"
+            "handler.run_inference([image], model)\n"
             "print(sorted({i['num_threads'] for i in threadpoolctl.threadpool_info()\n"
             "              if i['user_api'] == 'blas'}))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

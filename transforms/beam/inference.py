@@ -99,7 +99,6 @@ class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
     def load_model(self):
         config = self._config
         configure_tensorflow(config.intra_op_threads)
-        limit_blas_threads(config.intra_op_threads)
         engine = resolve_engine(config.engine, config.mixed_precision or config.xla)
         log.info("loading %s (%s map) with weights %s, engine %s", config.model, config.map_mode,
                  config.weights, engine)
@@ -124,8 +123,11 @@ class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
         down to single images; a single image that still does not fit fails its batch
         (RunInference's dead letters then report it)."""
         config = self._config
-        if self._images_per_call is None:
+        if self._images_per_call is None:  # this worker's first batch
             self._images_per_call = config.batch_size or default_batch_size()
+            # Here, not in load_model: with large_model the network runs in another
+            # process, the maps' products in this one.
+            limit_blas_threads(config.intra_op_threads)
         try:
             return synset_heatmaps_batch(model, batch, config.scales, config.synsets,
                                          config.top_k, config.fusion,
