@@ -40,6 +40,29 @@ def test_draft_decodes_large_jpegs_smaller_but_reports_the_full_size():
     assert drafted.pixels.shape == (576, 768, 3)
 
 
+def test_formats_without_draft_are_reduced_like_drafted_jpegs():
+    big = Image.open(DATA / "dog.jpg").convert("RGB").resize((3072, 2304))
+    data = _encode(big, "PNG")
+    reduced = decode_image(data, needed_size=lambda size: (size[0] // 5, size[1] // 5))
+    assert reduced.size == (2304, 3072)
+    # The largest integer factor covering 460x614 is 1/5: 461x615, a box filter.
+    assert reduced.pixels.shape == (461, 615, 3)
+    assert np.array_equal(reduced.pixels, np.asarray(big.reduce(5)))
+    # Never below the size needed, nor beyond 1/8.
+    assert decode_image(data, needed_size=lambda size: (500, 700)).pixels.shape == (576, 768, 3)
+    assert decode_image(data, needed_size=lambda size: (10, 10)).pixels.shape == (288, 384, 3)
+
+
+def test_reduction_follows_the_exif_orientation():
+    stored = Image.open(DATA / "dog.jpg").convert("RGB").resize((1600, 400))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display 400 wide, 1600 high
+    data = _encode(stored, "PNG", exif=exif)
+    decoded = decode_image(data, needed_size=lambda size: (size[0] // 4, size[1] // 4))
+    assert decoded.size == (1600, 400)
+    assert decoded.pixels.shape == (400, 100, 3)
+
+
 def test_every_mode_becomes_rgb():
     rgb = np.asarray(Image.open(DATA / "chelsea.png").convert("RGB").resize((64, 48)))
     base = Image.fromarray(rgb)

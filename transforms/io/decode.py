@@ -1,5 +1,6 @@
 """Decode image bytes with Pillow: EXIF orientation applied, any mode to RGB, JPEGs
-decoded in draft mode (DCT scaling) when the largest scale needs fewer pixels."""
+decoded in draft mode (DCT scaling) when the largest scale needs fewer pixels, other
+formats reduced by the same integer factors right after decoding."""
 from __future__ import annotations
 
 import io
@@ -16,6 +17,8 @@ DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 # EXIF orientations that swap width and height (transpose, 90°, transverse, 270°).
 _SWAPS_AXES = {5, 6, 7, 8}
 _ORIENTATION_TAG = 0x0112
+# The largest reduction, as JPEG's smallest DCT scale (1/8).
+_MAX_REDUCTION = 8
 
 
 class DecodeError(ValueError):
@@ -62,9 +65,12 @@ def decode_image(data: bytes,
             h, w = needed_size(size)
             # draft() takes (width, height) in stored orientation.
             image.draft("RGB", (h, w) if swapped else (w, h))
+        image = _to_rgb(image)
+        if needed_size is not None:
+            image = _reduced(image, needed_size(size), swapped)
         if orientation != 1:  # exif_transpose copies the image even when nothing turns
             image = ImageOps.exif_transpose(image)
-        pixels = np.asarray(_to_rgb(image))
+        pixels = np.asarray(image)
     except DecodeError:
         raise
     except Image.DecompressionBombError as e:  # Pillow's guard at twice its own limit
@@ -75,6 +81,17 @@ def decode_image(data: bytes,
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise DecodeError(f"cannot decode image: {type(e).__name__}: {e}") from e
     return DecodedImage(pixels, size)
+
+
+def _reduced(image: Image.Image, needed: tuple[int, int], swapped: bool) -> Image.Image:
+    """``image`` (stored orientation) shrunk by the largest integer factor, up to 1/8, that
+    still covers the ``needed`` (h, w) of the display orientation: a box filter, as draft
+    mode's DCT scaling is for JPEGs. Formats without draft mode (PNG, WebP, TIFF…) are
+    decoded whole; without this, copying a 12-Mpixel photo to numpy and back for each
+    scale cost more than decoding it (benchmarks/README.md, (a))."""
+    need_w, need_h = needed if swapped else needed[::-1]
+    factor = min(image.width // max(1, need_w), image.height // max(1, need_h), _MAX_REDUCTION)
+    return image.reduce(factor) if factor >= 2 else image
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
