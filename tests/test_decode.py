@@ -53,14 +53,19 @@ def test_formats_without_draft_are_reduced_like_drafted_jpegs():
     assert decode_image(data, needed_size=lambda size: (10, 10)).pixels.shape == (288, 384, 3)
 
 
-def test_reduction_follows_the_exif_orientation():
-    stored = Image.open(DATA / "dog.jpg").convert("RGB").resize((1600, 400))
+def test_reduction_follows_the_exif_orientation_in_every_mode():
+    stored = np.zeros((400, 1600, 4), np.uint8)
+    stored[..., 3] = 255
+    stored[:, :800, 0] = 255  # left half red (stored)
     exif = Image.Exif()
-    exif[0x0112] = 6  # display 400 wide, 1600 high
-    data = _encode(stored, "PNG", exif=exif)
-    decoded = decode_image(data, needed_size=lambda size: (size[0] // 4, size[1] // 4))
-    assert decoded.size == (1600, 400)
-    assert decoded.pixels.shape == (400, 100, 3)
+    exif[0x0112] = 6  # display = stored rotated 90° clockwise: 400 wide, 1600 high
+    for mode in ("RGB", "RGBA"):
+        data = _encode(Image.fromarray(stored).convert(mode), "PNG", exif=exif)
+        decoded = decode_image(data, needed_size=lambda size: (size[0] // 4, size[1] // 4))
+        assert decoded.size == (1600, 400)
+        assert decoded.pixels.shape == (400, 100, 3)
+        # The stored left half is now on top.
+        assert decoded.pixels[10, 50, 0] > 200 and decoded.pixels[390, 50, 0] < 50
 
 
 def test_every_mode_becomes_rgb():

@@ -65,11 +65,11 @@ def decode_image(data: bytes,
             h, w = needed_size(size)
             # draft() takes (width, height) in stored orientation.
             image.draft("RGB", (h, w) if swapped else (w, h))
-        image = _to_rgb(image)
-        if needed_size is not None:
-            image = _reduced(image, needed_size(size), swapped)
         if orientation != 1:  # exif_transpose copies the image even when nothing turns
             image = ImageOps.exif_transpose(image)
+        image = _to_rgb(image)
+        if needed_size is not None:
+            image = _reduced(image, needed_size(size))
         pixels = np.asarray(image)
     except DecodeError:
         raise
@@ -83,14 +83,14 @@ def decode_image(data: bytes,
     return DecodedImage(pixels, size)
 
 
-def _reduced(image: Image.Image, needed: tuple[int, int], swapped: bool) -> Image.Image:
-    """``image`` (stored orientation) shrunk by the largest integer factor, up to 1/8, that
-    still covers the ``needed`` (h, w) of the display orientation: a box filter, as draft
-    mode's DCT scaling is for JPEGs. Formats without draft mode (PNG, WebP, TIFF…) are
-    decoded whole; without this, copying a 12-Mpixel photo to numpy and back for each
-    scale cost more than decoding it (benchmarks/README.md, (a))."""
-    need_w, need_h = needed if swapped else needed[::-1]
-    factor = min(image.width // max(1, need_w), image.height // max(1, need_h), _MAX_REDUCTION)
+def _reduced(image: Image.Image, needed: tuple[int, int]) -> Image.Image:
+    """``image`` shrunk by the largest integer factor, up to 1/8, that still covers the
+    ``needed`` (h, w): a box filter, as draft mode's DCT scaling is for JPEGs. Formats
+    without draft mode (PNG, WebP, TIFF…) are decoded whole; without this, copying a
+    12-Mpixel photo to numpy and back for each scale cost more than decoding it
+    (benchmarks/README.md, (a))."""
+    factor = min(image.height // max(1, needed[0]), image.width // max(1, needed[1]),
+                 _MAX_REDUCTION)
     return image.reduce(factor) if factor >= 2 else image
 
 
