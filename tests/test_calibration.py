@@ -52,14 +52,31 @@ def test_bad_thresholds_files_are_refused(text, message):
         Calibration.from_json(text)
 
 
-def test_top_box_hits_finds_the_thresholds_whose_top_box_is_the_object():
+def _hill():
+    """A 300×400 image's map: a hill of heat over the object (x 100-200, y 100-200),
+    brightest in its middle."""
     size = (300, 400)
-    grid = MapGrid.uniform(30, 40, size)
     ys, xs = np.mgrid[0:30, 0:40]
-    # A hill over the object (x 100-200, y 100-200), brightest in its middle.
     heat = np.clip(1 - np.hypot(ys - 15, xs - 15) / 12, 0, 1).astype(np.float32)
-    truth = np.array([[100, 100, 200, 200]])
+    return size, MapGrid.uniform(30, 40, size), heat, np.array([[100, 100, 200, 200]])
+
+
+def test_top_box_hits_finds_the_thresholds_whose_top_box_is_the_object():
+    size, grid, heat, truth = _hill()
     hits = top_box_hits(heat, heat, grid, size, truth)
     assert hits.shape == THRESHOLDS.shape
     assert hits[THRESHOLDS == 0.6].all() and not hits[THRESHOLDS == 0.05].any()
     assert not top_box_hits(heat, heat, grid, size, truth, min_score=1.1).any()  # no box
+
+
+def test_top_box_hits_refine_with_the_photo_as_the_job_does():
+    size, grid, heat, truth = _hill()
+    rng = np.random.default_rng(0)
+    photo = np.clip(rng.normal((60, 140, 50), 12, (*size, 3)), 0, 255).astype(np.uint8)
+    photo[100:200, 100:200] = (200, 30, 40)  # the object, on grass
+    plain = top_box_hits(heat, heat, grid, size, truth)
+    refined = top_box_hits(heat, heat, grid, size, truth, photo=photo)
+    # The heat's own box at a low threshold holds the grass around the object; refined,
+    # it is the object.
+    assert not plain[THRESHOLDS == 0.1].any() and refined[THRESHOLDS == 0.1].all()
+    assert refined.sum() > plain.sum()

@@ -236,13 +236,17 @@ def test_calibrated_thresholds_are_the_ones_the_job_applies(labelled_run, tmp_pa
             heat = heatmap_values(heatmap)
             threshold = synsets[heatmap["synset"]].threshold if heatmap["synset"] in synsets \
                 else calibration.default
+            # The heat's own components at that threshold; the job refined each by the
+            # photo (GrabCut), within its component's box and with its score.
             expected = boxes_from_heatmap(heat, MapGrid.uniform(*heat.shape, size), size, threshold,
                                           scores=heatmap_values(heatmap, "probabilities"),
                                           min_score=config["min_score"])
             written = [b for b in row["boxes"] if b["synset"] == heatmap["synset"]]
-            np.testing.assert_allclose(np.reshape([(b["x0"], b["y0"], b["x1"], b["y1"]) for b in written], (-1, 4)),
-                                       np.reshape([(b.x0, b.y0, b.x1, b.y1) for b in expected], (-1, 4)),
-                                       atol=1e-3)
+            assert len(written) == len(expected)
+            for box, component in zip(written, expected):
+                assert box["score"] == pytest.approx(component.score, abs=1e-6)
+                assert component.x0 - 1e-3 <= box["x0"] < box["x1"] <= component.x1 + 1e-3
+                assert component.y0 - 1e-3 <= box["y0"] < box["y1"] <= component.y1 + 1e-3
             checked += heatmap["synset"] == dog and bool(written)
     assert checked  # dog boxes were made at 0.8
 

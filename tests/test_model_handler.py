@@ -117,12 +117,12 @@ def test_tf_threads_are_set_before_the_runtime_starts():
     assert out.stdout.strip() == "1"
 
 
-def test_blas_threads_are_the_engine_threads_where_the_maps_are_made():
+def test_blas_and_opencv_threads_are_the_engine_threads_where_the_maps_are_made():
     import subprocess
     import sys
 
-    # A process of its own: BLAS thread limits are process-wide.
-    code = ("import numpy as np, threadpoolctl\n"
+    # A process of its own: BLAS and OpenCV thread limits are process-wide.
+    code = ("import cv2, numpy as np, threadpoolctl\n"
             "from transforms.beam.inference import FcnModelHandler\n"
             "from transforms.config import LabelConfig\n"
             "from transforms.maps.multiscale import scale_image\n"
@@ -132,6 +132,6 @@ def test_blas_threads_are_the_engine_threads_where_the_maps_are_made():
             "image = scale_image(np.zeros((64, 64, 3), np.uint8), (64, 64), config.scales, 32)\n"
             "handler.run_inference([image], model)\n"
             "print(sorted({i['num_threads'] for i in threadpoolctl.threadpool_info()\n"
-            "              if i['user_api'] == 'blas'}))\n")
+            "              if i['user_api'] == 'blas'}), cv2.getNumThreads())\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "[1]"
+    assert out.stdout.strip().splitlines()[-1] == "[1] 1"

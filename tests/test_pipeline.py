@@ -132,6 +132,7 @@ IN, OUT = "<photos>", "<out>"
     ([IN, OUT, "--weights", "/nonexistent/w.h5"], "--weights: weights file /nonexistent/w.h5 does not exist"),
     ([IN, OUT, "--fusion", "median"], "--fusion 'median': choose one of mean, geomean, max"),
     ([IN, OUT, "--heat", "cam"], "--heat 'cam': choose one of blend, logit, probability"),
+    ([IN, OUT, "--refine-boxes", "crf"], "--refine-boxes 'crf': choose one of grabcut, none"),
     ([IN, OUT, "--fusion", "geomean"], "--fusion geomean multiplies probabilities: give --heat probability"),
     ([IN, OUT, "--min-score", "1"], r"--min-score is a probability in \[0, 1\), got 1.0"),
     ([IN, OUT, "--thresholds", "/nonexistent/t.json"], "--thresholds /nonexistent/t.json: cannot read it"),
@@ -165,7 +166,7 @@ def test_help_describes_every_option(capsys):
     for flag in ("--input", "--manifest", "--manifest-column", "--output", "--synsets", "--top-k",
                  "--vocabulary", "--score-cells", "--engine",
                  "--scales", "--fusion", "--heat", "--threshold", "--thresholds",
-                 "--relative-threshold", "--min-box-area", "--min-score",
+                 "--relative-threshold", "--min-box-area", "--min-score", "--refine-boxes",
                  "--map-mode", "--window-stride", "--model", "--weights", "--batch-size",
                  "--max-image-pixels", "--large-model", "--mixed-precision", "--xla", "--tf-threads",
                  "--progress-every",
@@ -256,17 +257,36 @@ def test_the_job_chooses_local_parallelism_unless_the_user_did(argv, expected):
     assert choose_local_parallelism(PipelineOptions(dataflow), dataflow) is None
 
 
+def _dog_photo_labelled(output, flag: str, value: str) -> dict:
+    """The labels row of dog.jpg (synsets dog and bicycle) with ``flag value``, which
+    run.json records under the flag's name."""
+    assert run(["--input", str(DATA / "dog.jpg"), "--output", str(output), "--synsets",
+                "dog,bicycle", flag, value, *LOCAL]) == 0
+    assert read_run_record(str(output))["config"][flag[2:].replace("-", "_")] == value
+    (row,) = table(output, "labels").to_pylist()
+    return row
+
+
 def test_both_engines_label_alike_and_the_run_records_which_ran(tmp_path, weights_cache):
-    rows = {}
-    for engine in ("tensorflow", "onnxruntime"):
-        output = tmp_path / engine
-        assert run(["--input", str(DATA / "dog.jpg"), "--output", str(output), "--synsets",
-                    "dog,bicycle", "--engine", engine, *LOCAL]) == 0
-        assert read_run_record(str(output))["config"]["engine"] == engine
-        (rows[engine],) = table(output, "labels").to_pylist()
+    rows = {engine: _dog_photo_labelled(tmp_path / engine, "--engine", engine)
+            for engine in ("tensorflow", "onnxruntime")}
     for a, b in zip(rows["tensorflow"]["heatmaps"], rows["onnxruntime"]["heatmaps"]):
         assert a["synset"] == b["synset"]
         np.testing.assert_allclose(a["values"], b["values"], atol=1e-3)
         np.testing.assert_allclose(a["probabilities"], b["probabilities"], atol=1e-4)
     box = lambda b: (b["synset"], b["x0"], b["y0"], b["x1"], b["y1"])  # noqa: E731
     assert [box(b) for b in rows["tensorflow"]["boxes"]] == [box(b) for b in rows["onnxruntime"]["boxes"]]
+
+
+def test_boxes_are_refined_by_the_photo_unless_told_not_to(tmp_path, weights_cache):
+    rows = {refine: _dog_photo_labelled(tmp_path / refine, "--refine-boxes", refine)
+            for refine in ("grabcut", "none")}
+    assert rows["grabcut"]["heatmaps"] == rows["none"]["heatmaps"]
+    refined, plain = rows["grabcut"]["boxes"], rows["none"]["boxes"]
+    # The same components, scored alike; each refined box within its component's box.
+    assert [(b["synset"], b["score"]) for b in refined] == [(b["synset"], b["score"]) for b in plain]
+    for a, b in zip(refined, plain):
+        assert b["x0"] <= a["x0"] < a["x1"] <= b["x1"] and b["y0"] <= a["y0"] < a["y1"] <= b["y1"]
+    xyxy = lambda b: (b["x0"], b["y0"], b["x1"], b["y1"])  # noqa: E731
+    dog = lambda boxes: next(xyxy(b) for b in boxes if b["label"] == "dog")  # noqa: E731
+    assert iou(dog(refined), DOG_BOX) > iou(dog(plain), DOG_BOX) + 0.1

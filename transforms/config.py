@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from transforms.maps.boxes import DEFAULT_MIN_SCORE, DEFAULT_THRESHOLD
 from transforms.io.decode import DEFAULT_MAX_PIXELS
 from transforms.maps.heatmaps import DEFAULT_FUSION, DEFAULT_HEAT
+from transforms.maps.refine import DEFAULT_REFINEMENT
 from transforms.maps.multiscale import DEFAULT_HEAD_MAPS, DEFAULT_SCORE_CELLS, DEFAULT_TOP_K
 from transforms.maps.scales import DEFAULT_SCALES, Scale
 from transforms.vocab.synsets import Synset
@@ -25,6 +26,8 @@ class LabelConfig:
     ``weights`` is "imagenet" (the model's own) or a path on any Beam filesystem.
     ``synset_thresholds`` (wnid, threshold) pairs override ``threshold`` for those
     synsets (a calibration's, see ``transforms.quality.calibration``).
+    ``refine_boxes`` "grabcut" refines each box by the photo's colours
+    (``transforms.maps.refine``), "none" keeps the heat's components as they are.
     ``head`` is the folder of a trained head (python -m pipeline.train) whose maps
     (``head_maps``: alone, or fused with the classifier's) become the heat; None: none.
     """
@@ -46,6 +49,7 @@ class LabelConfig:
     relative_threshold: bool = False
     min_box_area: float = 0.0
     min_score: float = DEFAULT_MIN_SCORE
+    refine_boxes: str = DEFAULT_REFINEMENT  # grabcut: boxes refined by the photo; none
     head: str | None = None
     head_maps: str = DEFAULT_HEAD_MAPS
     keep_scale_maps: bool = False  # each scale's heatmaps in the labels rows, not just the fused

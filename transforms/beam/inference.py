@@ -8,6 +8,7 @@ import tempfile
 from typing import Any, Iterable, Optional, Sequence
 
 import apache_beam as beam
+import cv2
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
@@ -19,7 +20,7 @@ from transforms.config import METRICS_NAMESPACE, LabelConfig
 from transforms.model.fcn import GPU_BATCH_SIZE, ResponseMapper, default_batch_size, resolve_engine
 from transforms.model.head import HEAD_WEIGHTS, MANIFEST, TrainedHead
 from transforms.maps.multiscale import ScaledImage, SynsetHeatmaps, synset_heatmaps_batch
-from transforms.io.records import error_record, error_row, label_row
+from transforms.io.records import SourceFile, error_record, error_row, label_row
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,16 @@ def configure_tensorflow(intra_op_threads: int = 0) -> None:
         log.warning("TensorFlow settings not applied: %s", e)
 
 
-def limit_blas_threads(threads: int = 0) -> None:
-    """numpy's and scipy's BLAS (OpenBLAS) to ``threads`` per process (0: its default,
-    one per core). The maps' matrix products are small; with several bundles at once
-    each product woke a BLAS thread on every core, which then spun waiting and took CPU
-    from the other bundle's network call (benchmarks/README.md, (a)). Process-wide, as
-    BLAS libraries are: it limits every one loaded by then (numpy's and SciPy's)."""
+def limit_library_threads(threads: int = 0) -> None:
+    """numpy's and scipy's BLAS (OpenBLAS) and OpenCV (the boxes' GrabCut) to ``threads``
+    per process (0: their defaults, one per core). The maps' matrix products are small;
+    with several bundles at once each product woke a BLAS thread on every core, which
+    then spun waiting and took CPU from the other bundle's network call
+    (benchmarks/README.md, (a)). Process-wide, as these pools are: it limits every BLAS
+    loaded by then (numpy's and SciPy's)."""
     if threads:
         threadpoolctl.threadpool_limits(threads, user_api="blas")
+        cv2.setNumThreads(threads)
 
 
 def is_remote(path: str) -> bool:
@@ -127,7 +130,7 @@ class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
             self._images_per_call = config.batch_size or default_batch_size()
             # Here, not in load_model: with large_model the network runs in another
             # process, the maps' products in this one.
-            limit_blas_threads(config.intra_op_threads)
+            limit_library_threads(config.intra_op_threads)
         try:
             return synset_heatmaps_batch(model, batch, config.scales, config.synsets,
                                          config.top_k, config.fusion,
@@ -150,6 +153,14 @@ class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
         return METRICS_NAMESPACE
 
 
+def result_row(source: SourceFile, result: PredictionResult, config: LabelConfig) -> dict:
+    """The labels row of one image's RunInference result (its ScaledImage and maps);
+    boxes refined by the image's largest input when the config says so."""
+    photo = result.example.largest() if config.refine_boxes == "grabcut" else None
+    return label_row(source, result.inference, config.model, config.heat, config.top_k,
+                     config.box_options(), config.keep_scale_maps, photo)
+
+
 class ToLabelRows(beam.DoFn):
     """(SourceFile, PredictionResult) → a labels row (boxes, heatmaps, top classes); failures
     go to the ``errors`` output."""
@@ -168,8 +179,7 @@ class ToLabelRows(beam.DoFn):
         source, result = element
         config = self._config
         try:
-            row = label_row(source, result.inference, config.model, config.heat, config.top_k,
-                            config.box_options(), config.keep_scale_maps)
+            row = result_row(source, result, config)
         except Exception as e:
             self._failed.inc()
             yield beam.pvalue.TaggedOutput(ERRORS, error_row(source, "postprocess", e))

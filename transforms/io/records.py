@@ -102,14 +102,16 @@ class SourceFile:
 
 
 def label_row(source: SourceFile, heatmaps: SynsetHeatmaps, model: str, heat: str, top_k: int,
-              box_options: dict, keep_scale_maps: bool = False) -> dict:
-    """One labels row: boxes of every synset sorted by score, the fused heatmaps and
-    probability maps (row-major), the image's top classes and, if asked for, every
-    scale's heatmaps."""
+              box_options: dict, keep_scale_maps: bool = False,
+              photo: np.ndarray | None = None) -> dict:
+    """One labels row: boxes of every synset sorted by score (refined by ``photo``, the
+    image, when given), the fused heatmaps and probability maps (row-major), the image's
+    top classes and, if asked for, every scale's heatmaps."""
     boxes = [
         {"synset": synset.wnid, "label": synset.label, "score": box.score,
          "x0": box.x0, "y0": box.y0, "x1": box.x1, "y1": box.y1}
-        for synset, synset_boxes in zip(heatmaps.synsets, heatmaps.boxes(**box_options).values())
+        for synset, synset_boxes in zip(heatmaps.synsets,
+                                        heatmaps.boxes(photo=photo, **box_options).values())
         for box in synset_boxes
     ]
     boxes.sort(key=lambda b: b["score"], reverse=True)

@@ -7,10 +7,12 @@ import numpy as np
 from scipy import ndimage
 
 from transforms.maps.heatmaps import MapGrid, resample
+from transforms.maps.refine import grabcut_extent, resize_photo
 
-# On the default heat (blend, 0-1 per image): the best single threshold on 553 PASCAL VOC
-# object pairs (benchmarks/README.md, "Localization").
-DEFAULT_THRESHOLD = 0.25
+# On the default heat (blend, 0-1 per image) with boxes refined by GrabCut: the best single
+# threshold on 553 PASCAL VOC object pairs (benchmarks/README.md, "Localization"). Without
+# refinement 0.25 is (the heat's own components are then the boxes, and must be tighter).
+DEFAULT_THRESHOLD = 0.2
 # Box scores are the synset's peak probability in the box's component. Every normalised
 # map reaches 1 somewhere, so every synset would get a box in every image: 0.05
 # drops three quarters of the boxes of synsets absent from a VOC photo and keeps 95 % of
@@ -39,18 +41,25 @@ class Box:
     area: float
 
 
-def upsample(heatmap: np.ndarray, grid: MapGrid, image_size: tuple[int, int],
-             pixels_per_cell: int | None = None) -> np.ndarray:
-    """Bilinear upsampling of a (h, w) heatmap on ``grid`` (image coordinates) to the
-    image's pixels or, with ``pixels_per_cell``, to a raster of at most that many pixels
-    per map cell along each axis, laid over the whole image."""
+def raster_shape(grid: MapGrid, image_size: tuple[int, int],
+                 pixels_per_cell: int | None = None) -> tuple[int, int]:
+    """The (h, w) raster ``upsample`` lays a map on ``grid`` to."""
     height, width = image_size
     if pixels_per_cell:
         height = min(height, pixels_per_cell * grid.height)
         width = min(width, pixels_per_cell * grid.width)
         shrink = min(1.0, MAX_RASTER_SIDE / max(height, width))
         height, width = max(1, round(height * shrink)), max(1, round(width * shrink))
-    return resample(heatmap, grid, MapGrid.uniform(height, width, image_size))
+    return height, width
+
+
+def upsample(heatmap: np.ndarray, grid: MapGrid, image_size: tuple[int, int],
+             pixels_per_cell: int | None = None) -> np.ndarray:
+    """Bilinear upsampling of a (h, w) heatmap on ``grid`` (image coordinates) to the
+    image's pixels or, with ``pixels_per_cell``, to a raster of at most that many pixels
+    per map cell along each axis, laid over the whole image."""
+    return resample(heatmap, grid, MapGrid.uniform(*raster_shape(grid, image_size, pixels_per_cell),
+                                                   image_size))
 
 
 # Between two cell centres a bilinear map is linear, so a threshold crossing is placed to
@@ -66,9 +75,11 @@ MAX_RASTER_SIDE = 256
 def boxes_from_heatmap(heatmap: np.ndarray, grid: MapGrid, image_size: tuple[int, int],
                        threshold: float = DEFAULT_THRESHOLD, relative: bool = False,
                        min_area: float = 0.0, pixels_per_cell: int | None = PIXELS_PER_CELL,
-                       scores: np.ndarray | None = None, min_score: float = 0.0) -> list[Box]:
+                       scores: np.ndarray | None = None, min_score: float = 0.0,
+                       photo: np.ndarray | None = None) -> list[Box]:
     """All connected components of the upsampled heatmap above the threshold, as boxes
-    sorted by score, then mean heat, best first.
+    sorted by score, then mean heat, best first; with ``photo``, each box refined by
+    GrabCut on it (``transforms.maps.refine``).
 
     Args:
         heatmap: (h, w) map on ``grid``, in image coordinates.
@@ -80,20 +91,26 @@ def boxes_from_heatmap(heatmap: np.ndarray, grid: MapGrid, image_size: tuple[int
         scores: an (h, w) map on ``grid`` whose peak in a component is its box's score
             (the synset's probability, when the heat is not one); None: the heat's.
         min_score: boxes scoring less are dropped.
+        photo: the (H', W', 3) uint8 RGB image, any size (resized to the raster's; pass
+            it at ``raster_shape`` to resize it once for several heatmaps); None: boxes
+            as the heat's components give them.
     """
     raster = upsample(heatmap, grid, image_size, pixels_per_cell)
     cutoff = threshold * float(raster.max()) if relative else threshold
     score_raster = None if scores is None else upsample(scores, grid, image_size, pixels_per_cell)
-    return raster_boxes(raster, cutoff, image_size, min_area, score_raster, min_score)
+    photo = None if photo is None else resize_photo(photo, raster.shape)
+    return raster_boxes(raster, cutoff, image_size, min_area, score_raster, min_score, photo)
 
 
 def raster_boxes(raster: np.ndarray, cutoff: float, image_size: tuple[int, int],
                  min_area: float = 0.0, score_raster: np.ndarray | None = None,
-                 min_score: float = 0.0) -> list[Box]:
+                 min_score: float = 0.0, photo: np.ndarray | None = None) -> list[Box]:
     """Boxes of the connected components of ``raster >= cutoff``, where ``raster`` is a
     heatmap laid uniformly over an image of ``image_size``, scored by the peak of
     ``score_raster`` (None: of ``raster``) in each; best first; those under ``min_area``
-    or ``min_score`` dropped. Threshold sweeps upsample once and call this per threshold."""
+    or ``min_score`` dropped. With ``photo`` (the image at the raster's shape), each kept
+    box is refined by GrabCut (``refine.grabcut_extent``); score, mean and area stay the
+    component's. Threshold sweeps upsample once and call this per threshold."""
     labels, _ = ndimage.label(raster >= cutoff, structure=_EIGHT_CONNECTED)
     sy, sx = image_size[0] / raster.shape[0], image_size[1] / raster.shape[1]
     score_raster = raster if score_raster is None else score_raster
@@ -106,6 +123,8 @@ def raster_boxes(raster: np.ndarray, cutoff: float, image_size: tuple[int, int],
         values = raster[rows, cols][inside]
         score = float(score_raster[rows, cols][inside].max())
         if values.size >= min_pixels and score >= min_score:
+            if photo is not None:
+                rows, cols = grabcut_extent(photo, raster, rows, cols, inside, cutoff)
             boxes.append(Box(x0=cols.start * sx, y0=rows.start * sy, x1=cols.stop * sx,
                              y1=rows.stop * sy, score=score, mean=float(values.mean()),
                              area=float(values.size * sy * sx)))

@@ -16,7 +16,9 @@ import numpy as np
 from PIL import Image
 from scipy import sparse, special
 
-from transforms.maps.boxes import DEFAULT_THRESHOLD, Box, boxes_from_heatmap
+from transforms.maps.boxes import (DEFAULT_THRESHOLD, PIXELS_PER_CELL, Box, boxes_from_heatmap,
+                                   raster_shape)
+from transforms.maps.refine import resize_photo
 from transforms.model.backbones import Backbone
 from transforms.model.fcn import ResponseMapper, map_size
 from transforms.model.head import TrainedHead, finer_grid
@@ -48,6 +50,10 @@ class ScaledImage:
 
     image_size: tuple[int, int]
     inputs: tuple[np.ndarray, ...]
+
+    def largest(self) -> np.ndarray:
+        """The input with the most pixels: the image as finely as the job has it."""
+        return max(self.inputs, key=lambda pixels: pixels.shape[0] * pixels.shape[1])
 
 
 @dataclass(frozen=True)
@@ -89,14 +95,19 @@ class SynsetHeatmaps:
     class_scores: np.ndarray
 
     def boxes(self, threshold: float = DEFAULT_THRESHOLD,
-              thresholds: Mapping[str, float] | None = None, **kwargs) -> dict[str, list[Box]]:
+              thresholds: Mapping[str, float] | None = None, photo: np.ndarray | None = None,
+              pixels_per_cell: int | None = PIXELS_PER_CELL, **kwargs) -> dict[str, list[Box]]:
         """Boxes per synset wnid, scored by the synset's peak probability in each box's
         component. A synset's threshold is ``thresholds[wnid]`` if given there, else
-        ``threshold``; other keyword arguments as ``boxes_from_heatmap``."""
+        ``threshold``; with ``photo`` (the image, any size) boxes are refined by GrabCut;
+        other keyword arguments as ``boxes_from_heatmap``."""
         thresholds = thresholds or {}
+        if photo is not None:  # once for all synsets: their rasters share a shape
+            photo = resize_photo(photo, raster_shape(self.grid, self.image_size, pixels_per_cell))
         return {s.wnid: boxes_from_heatmap(self.fused[..., i], self.grid, self.image_size,
                                            thresholds.get(s.wnid, threshold),
-                                           scores=self.probability[..., i], **kwargs)
+                                           pixels_per_cell=pixels_per_cell,
+                                           scores=self.probability[..., i], photo=photo, **kwargs)
                 for i, s in enumerate(self.synsets)}
 
     def top_classes(self, k: int) -> list[tuple[int, float]]:

@@ -21,11 +21,12 @@ import numpy as np
 
 from transforms.maps.boxes import PIXELS_PER_CELL, raster_boxes, upsample
 from transforms.maps.heatmaps import MapGrid
+from transforms.maps.refine import resize_photo
 from transforms.quality.localization import CORLOC_IOU, best_iou, box_coords
 
 # The label settings a threshold's meaning depends on (LabelConfig fields).
 SETTINGS = ("model", "weights", "map_mode", "window_stride", "scales", "fusion", "heat",
-            "relative_threshold", "min_box_area")
+            "relative_threshold", "min_box_area", "refine_boxes")
 THRESHOLDS = np.round(np.arange(0.05, 1.0, 0.05), 2)
 # Pseudo-pairs of the overall curve added to each synset's. On 553 PASCAL VOC pairs no
 # shrinkage made per-synset thresholds beat one calibrated threshold in 2-fold
@@ -89,16 +90,19 @@ class Calibration:
 def top_box_hits(heat: np.ndarray, probability: np.ndarray, grid: MapGrid,
                  image_size: tuple[int, int], truth: np.ndarray, relative: bool = False,
                  min_area: float = 0.0, min_score: float = 0.0,
-                 thresholds: np.ndarray = THRESHOLDS) -> np.ndarray:
-    """Whether the top box (the job's: best score, the peak probability) at each of
-    ``thresholds`` has IoU ≥ 0.5 with one of the ``truth`` boxes (n, 4)."""
+                 thresholds: np.ndarray = THRESHOLDS,
+                 photo: np.ndarray | None = None) -> np.ndarray:
+    """Whether the top box (the job's: best score, the peak probability; refined by
+    ``photo``, the image, when given) at each of ``thresholds`` has IoU ≥ 0.5 with one
+    of the ``truth`` boxes (n, 4)."""
     raster = upsample(heat, grid, image_size, PIXELS_PER_CELL)
     scores = upsample(probability, grid, image_size, PIXELS_PER_CELL)
+    photo = None if photo is None else resize_photo(photo, raster.shape)
     peak = float(raster.max())
     hits = []
     for threshold in thresholds:
         boxes = raster_boxes(raster, threshold * peak if relative else threshold, image_size,
-                             min_area, scores, min_score)
+                             min_area, scores, min_score, photo)
         hits.append(best_iou(box_coords(boxes[:1]), truth) >= CORLOC_IOU)
     return np.array(hits)
 
