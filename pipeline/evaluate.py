@@ -10,7 +10,9 @@ transforms/quality/localization.py), as a table and optionally as JSON. Run the 
 voc``), so that each image has a heatmap of each of its synsets: in top-k mode, a
 synset outside an image's top classes has no heatmap there, and that pair is left out
 (and reported). ``--calibrate`` also chooses a box threshold per synset on these pairs
-(transforms/quality/calibration.py), for the job's ``--thresholds``.
+(transforms/quality/calibration.py), for the job's ``--thresholds``; when the run refined
+its boxes by the photos (``--refine-boxes grabcut``), it reads the photos again to refine
+alike.
 """
 from __future__ import annotations
 
@@ -22,10 +24,9 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
-from pipeline.outputs import OutputError, names_image, read_run_record, read_table
+from pipeline.outputs import (OutputError, names_image, read_image_bytes, read_run_record,
+                             read_table)
 from transforms.quality.calibration import SHRINKAGE, Calibration, calibrate, top_box_hits
 from transforms.quality.ground_truth import (FORMATS, GroundTruth, GroundTruthError, GroundTruthSet,
                                              read_ground_truth)
@@ -126,12 +127,6 @@ def score(match: Match) -> PairScore:
                       match.image_size, match.top_box, match.pair.boxes)
 
 
-def read_photo(uri: str, max_pixels: int | None) -> np.ndarray:
-    """A labelled image's pixels (any Beam filesystem), decoded as the job decodes."""
-    with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return decode_image(f.read(), max_pixels=max_pixels).pixels
-
-
 def calibration(matches: Sequence[Match], run_config: dict, source: dict,
                 shrinkage: float = SHRINKAGE) -> Calibration:
     """Per-synset thresholds for boxes made as the run made them (its heat, relative
@@ -142,7 +137,8 @@ def calibration(matches: Sequence[Match], run_config: dict, source: dict,
     hits = []
     for m in matches:  # an image's pairs follow one another: one photo in memory at a time
         if refined and m.image_uri not in photos:
-            photos = {m.image_uri: read_photo(m.image_uri, run_config["max_pixels"])}
+            photos = {m.image_uri: decode_image(read_image_bytes(m.image_uri),
+                                                max_pixels=run_config["max_pixels"]).pixels}
         hits.append(top_box_hits(m.heat, m.probability, m.grid, m.image_size, m.pair.boxes,
                                  run_config["relative_threshold"], run_config["min_box_area"],
                                  run_config["min_score"],

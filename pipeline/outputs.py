@@ -17,6 +17,7 @@ from typing import Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 SUCCESS = "_SUCCESS"
@@ -88,6 +89,13 @@ def read_run_record(output: str) -> dict:
                           "pipeline run")
     with FileSystems.open(_path(output, RUN_RECORD)) as f:
         return json.loads(f.read())
+
+
+def read_image_bytes(uri: str) -> bytes:
+    """A labelled image's file, from any Beam filesystem, as stored (a photo named *.gz
+    is not gunzipped)."""
+    with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return f.read()
 
 
 def names_image(image: str, uri: str) -> bool:

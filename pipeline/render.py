@@ -19,7 +19,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.outputs import (RUN_RECORD, SUCCESS, is_finished, iter_table_rows, names_image,
-                              table_files)
+                              read_image_bytes, table_files)
 from transforms.io.records import file_name
 
 # What the colour stands for, by the run's --heat.
@@ -139,11 +139,6 @@ def _write(path: str, data: bytes, mime_type: str) -> None:
         f.write(data)
 
 
-def _read(uri: str) -> bytes:
-    with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return f.read()
-
-
 def render(labels: str, out: str, limit: int | None = None, scales_of: Sequence[str] = (),
            max_side: int = 640, columns: int | None = None) -> int:
     """Render the pictures and the contact sheet; returns the exit code (see --help).
@@ -172,7 +167,7 @@ def render(labels: str, out: str, limit: int | None = None, scales_of: Sequence[
 
     def photo_of(row: dict):
         try:
-            return overlay.load_photo(_read(row["image_uri"]), (row["height"], row["width"]),
+            return overlay.load_photo(read_image_bytes(row["image_uri"]), (row["height"], row["width"]),
                                       max_side)
         except Exception as e:  # one unreadable image must not stop the others
             print(f"warning: {row['image_uri']}: cannot render: {type(e).__name__}: {e}",
