@@ -167,8 +167,8 @@ def render(labels: str, out: str, limit: int | None = None, scales_of: Sequence[
 
     def photo_of(row: dict):
         try:
-            return overlay.load_photo(read_image_bytes(row["image_uri"]), (row["height"], row["width"]),
-                                      max_side)
+            return overlay.load_photo(read_image_bytes(row["image_uri"]),
+                                      (row["height"], row["width"]), max_side)
         except Exception as e:  # one unreadable image must not stop the others
             print(f"warning: {row['image_uri']}: cannot render: {type(e).__name__}: {e}",
                   file=sys.stderr)

@@ -284,7 +284,8 @@ def test_boxes_are_refined_by_the_photo_unless_told_not_to(tmp_path, weights_cac
     assert rows["grabcut"]["heatmaps"] == rows["none"]["heatmaps"]
     refined, plain = rows["grabcut"]["boxes"], rows["none"]["boxes"]
     # The same components, scored alike; each refined box within its component's box.
-    assert [(b["synset"], b["score"]) for b in refined] == [(b["synset"], b["score"]) for b in plain]
+    scored = lambda boxes: [(b["synset"], b["score"]) for b in boxes]  # noqa: E731
+    assert scored(refined) == scored(plain)
     for a, b in zip(refined, plain):
         assert b["x0"] <= a["x0"] < a["x1"] <= b["x1"] and b["y0"] <= a["y0"] < a["y1"] <= b["y1"]
     xyxy = lambda b: (b["x0"], b["y0"], b["x1"], b["y1"])  # noqa: E731
