@@ -90,14 +90,16 @@ def worker_pool(weights_cache):
 
 
 class CountingMapper:
-    """A ResponseMapper that records how many images each network call gets."""
+    """A ResponseMapper that records how many images each network call gets, and their
+    (height, width)."""
 
     def __init__(self, mapper):
-        self._mapper, self.calls = mapper, []
+        self._mapper, self.calls, self.shapes = mapper, [], []
 
     def __getattr__(self, name):
         return getattr(self._mapper, name)
 
     def logits(self, images, *args):
         self.calls.append(len(images))
+        self.shapes.append(images.shape[1:3])
         return self._mapper.logits(images, *args)

@@ -131,6 +131,26 @@ def test_images_per_call_bounds_each_network_call_and_not_the_maps(lite0_mapper)
         np.testing.assert_allclose(a.fused, b.fused, atol=1e-4)
 
 
+def test_an_image_alone_in_its_call_is_not_padded(lite0_mapper):
+    """Images share a call at their bucket's padded shape; alone in a call (a CPU
+    worker's every call) an image keeps its own shape, and its maps are those of the
+    image by itself, not of the image with padding beside it."""
+    scales = parse_scales("288")
+    photo = load_photo("dog.jpg")
+    narrower = np.ascontiguousarray(photo[:, :photo.shape[1] * 15 // 16])
+    scaled = [scale_image(p, p.shape[:2], scales, 32) for p in (photo, narrower)]
+    assert [s.inputs[0].shape[:2] for s in scaled] == [(288, 384), (288, 352)]  # one bucket
+    shared, single = CountingMapper(lite0_mapper), CountingMapper(lite0_mapper)
+    together = synset_heatmaps_batch(shared, scaled, scales, [resolve_synset("dog")])
+    alone = synset_heatmaps_batch(single, scaled, scales, [resolve_synset("dog")],
+                                  images_per_call=1)
+    assert shared.shapes == [(288, 384)] and single.shapes == [(288, 384), (288, 352)]
+    by_itself = synset_heatmaps(lite0_mapper, narrower, [resolve_synset("dog")], scales)
+    np.testing.assert_allclose(alone[1].fused, by_itself.fused, atol=1e-4)
+    # The padding changes the maps beside it: why an image alone is not padded.
+    assert np.abs(together[1].probability - by_itself.probability).max() > 1e-3
+
+
 def test_imagenet_vocabulary_maps_each_images_best_classes(lite0_mapper):
     heatmaps = synset_heatmaps(lite0_mapper, load_photo("chelsea.png"), None, top_k=3,
                                vocabulary=top_k_vocabulary("imagenet"))

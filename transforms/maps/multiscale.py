@@ -29,7 +29,8 @@ from transforms.vocab.synsets import Synset, class_matrix
 from transforms.vocab.vocabularies import concepts
 
 # Longer sides of shorter-side scales are padded to a multiple of this many pixels, so
-# that a few shapes cover all aspect ratios (few traces, full batches).
+# that a few shapes cover all aspect ratios (few traces, full batches) when several
+# images share a network call; an image alone in its call is not padded.
 DEFAULT_BUCKET = 64
 DEFAULT_TOP_K = 5
 # A synset's image-level score is its probability averaged over this fraction of the
@@ -167,6 +168,13 @@ def _logits_per_scale(mapper: ResponseMapper, images: Sequence[ScaledImage],
                  for shape, group in groups.items()
                  for start in range(0, len(group), images_per_call or len(group))]
         for shape, members in calls:  # one network call each
+            if len(members) == 1 and not mapper.jit_compile:
+                # Alone in its call (every call on a CPU worker, one image each): its
+                # own shape. Padding would cost pixels and change the maps near the
+                # padded borders (the network's later layers see the zeros): MaxBoxAccV2
+                # 55.6 unpadded, 54.9 padded on VOC at scales 320,704
+                # (benchmarks/README.md). XLA compiles per shape: it keeps the buckets.
+                shape = images[members[0]].inputs[s].shape[:2]
             batch = np.zeros((len(members), *shape, 3), np.uint8)
             for j, i in enumerate(members):
                 h, w = images[i].inputs[s].shape[:2]
