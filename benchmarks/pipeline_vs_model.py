@@ -34,15 +34,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from apache_beam.options.pipeline_options import PipelineOptions
+
 from benchmarks.common import machine, table
 from benchmarks.large_collection import make_collection
+from pipeline.options import label_config
 from transforms.beam.inference import FcnModelHandler, result_row
 from transforms.config import LabelConfig
 from transforms.io.decode import decode_image
 from transforms.model.fcn import ResponseMapper
 from transforms.maps.multiscale import DEFAULT_BUCKET, largest_input, scale_image
 from transforms.io.records import LABELS_SCHEMA, SourceFile
-from transforms.maps.scales import parse_scales
 
 
 class StageClock:
@@ -154,24 +156,27 @@ def main() -> int:
     elif not (workdir / "photos").is_dir():
         make_collection(workdir / "photos", args.images, bad_fraction=0.0)
     photos = sorted((workdir / "photos").iterdir())
-    scales = parse_scales(args.scales)
     engines = args.engines.split(",")
-    tensorflow = ResponseMapper.load()
+    # The job's options, parsed as the job parses them: the profile labels as the runs do.
+    job_args = ["--input", str(workdir / "photos" / "*"), "--scales", args.scales,
+                "--batch-size", str(args.batch_size), "--runner", "FnApiRunner",
+                *args.pipeline_args]
+    config, _ = label_config(PipelineOptions([*job_args, "--output", str(workdir / "profile")]))
+    # The model the job loads (--model, --weights, --map-mode): model-only runs the same.
+    tensorflow = ResponseMapper.load(config.model, config.weights, config.map_mode,
+                                     config.window_stride)
     mappers = {"tensorflow": tensorflow,
                "onnxruntime": ResponseMapper(tensorflow.backbone, tensorflow.model,
                                              engine="onnxruntime")}
-    model_s = {engine: model_only(photos, scales, args.model_batch_size, mapper)
+    model_s = {engine: model_only(photos, config.scales, args.model_batch_size, mapper)
                for engine, mapper in mappers.items()}
-    clock = stage_profile(photos, LabelConfig(scales=scales, batch_size=args.batch_size),
-                          mappers[engines[0]], workdir)
+    clock = stage_profile(photos, config, mappers[engines[0]], workdir)
 
     pipeline_s, steady = {}, {}
     for engine in engines:
         output = workdir / f"out-{engine}"
-        subprocess.run([sys.executable, "-m", "pipeline", "--input", str(workdir / "photos" / "*"),
-                        "--output", str(output), "--overwrite", "--runner", "FnApiRunner",
-                        "--scales", args.scales, "--batch-size", str(args.batch_size),
-                        "--engine", engine, *args.pipeline_args], check=True)
+        subprocess.run([sys.executable, "-m", "pipeline", *job_args, "--output", str(output),
+                        "--overwrite", "--engine", engine], check=True)
         record = json.loads((output / "run.json").read_text())
         pipeline_s[engine] = record["wall_time_s"]
         steady[engine] = record["steady_images_per_s"]
