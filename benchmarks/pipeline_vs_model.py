@@ -146,6 +146,7 @@ def main() -> int:
     parser.add_argument("pipeline_args", nargs="*", help="more options for python -m pipeline")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="pipeline-vs-model-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     if args.photos is not None:
         photos = sorted(p for p in args.photos.iterdir() if p.is_file())[:args.images]
         (workdir / "photos").mkdir(exist_ok=True)
