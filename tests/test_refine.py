@@ -94,3 +94,23 @@ def test_a_box_does_not_depend_on_what_was_refined_before_it():
         other = np.random.default_rng(seed).integers(0, 255, (*SIZE, 3), dtype=np.uint8)
         raster_boxes(heat, 0.2, SIZE, photo=other)
         assert raster_boxes(heat, 0.2, SIZE, photo=photo) == first
+
+
+def test_a_limit_returns_the_best_boxes_and_refines_only_those(monkeypatch):
+    """Calibration asks for the top box at every threshold: the others are not refined."""
+    import transforms.maps.boxes as boxes_module
+
+    heat = np.maximum(_heat((70, 60), (14, 12)), 0.6 * _heat((125, 60), (8, 8)))
+    photo = _photo(OBJECT, SECOND)
+    every = raster_boxes(heat, 0.2, SIZE, photo=photo)
+    assert len(every) == 2 and every[0].score > every[1].score
+    refined = []
+
+    def counted(*args):
+        refined.append(args[2])
+        return grabcut_extent(*args)
+
+    monkeypatch.setattr(boxes_module, "grabcut_extent", counted)
+    assert raster_boxes(heat, 0.2, SIZE, photo=photo, limit=1) == every[:1]
+    assert len(refined) == 1
+    assert raster_boxes(heat, 0.2, SIZE, limit=1) == raster_boxes(heat, 0.2, SIZE)[:1]

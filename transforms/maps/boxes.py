@@ -104,18 +104,21 @@ def boxes_from_heatmap(heatmap: np.ndarray, grid: MapGrid, image_size: tuple[int
 
 def raster_boxes(raster: np.ndarray, cutoff: float, image_size: tuple[int, int],
                  min_area: float = 0.0, score_raster: np.ndarray | None = None,
-                 min_score: float = 0.0, photo: np.ndarray | None = None) -> list[Box]:
+                 min_score: float = 0.0, photo: np.ndarray | None = None,
+                 limit: int | None = None) -> list[Box]:
     """Boxes of the connected components of ``raster >= cutoff``, where ``raster`` is a
     heatmap laid uniformly over an image of ``image_size``, scored by the peak of
-    ``score_raster`` (None: of ``raster``) in each; best first; those under ``min_area``
-    or ``min_score`` dropped. With ``photo`` (the image at the raster's shape), each kept
-    box is refined by GrabCut (``refine.grabcut_extent``); score, mean and area stay the
-    component's. Threshold sweeps upsample once and call this per threshold."""
+    ``score_raster`` (None: of ``raster``) in each; best first, at most ``limit`` (None:
+    all); those under ``min_area`` or ``min_score`` dropped. With ``photo`` (the image at
+    the raster's shape), each returned box is refined by GrabCut
+    (``refine.grabcut_extent``); score, mean and area stay the component's, so the order
+    is the components' and only the boxes returned are refined. Threshold sweeps upsample
+    once and call this per threshold."""
     labels, _ = ndimage.label(raster >= cutoff, structure=_EIGHT_CONNECTED)
     sy, sx = image_size[0] / raster.shape[0], image_size[1] / raster.shape[1]
     score_raster = raster if score_raster is None else score_raster
     min_pixels = min_area * raster.size
-    boxes = []
+    components = []
     # Measured inside each component's bounding slice: ndimage.maximum & co. would scan
     # the whole raster once per statistic.
     for label, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
@@ -123,9 +126,12 @@ def raster_boxes(raster: np.ndarray, cutoff: float, image_size: tuple[int, int],
         values = raster[rows, cols][inside]
         score = float(score_raster[rows, cols][inside].max())
         if values.size >= min_pixels and score >= min_score:
-            if photo is not None:
-                rows, cols = grabcut_extent(photo, raster, rows, cols, inside, cutoff)
-            boxes.append(Box(x0=cols.start * sx, y0=rows.start * sy, x1=cols.stop * sx,
-                             y1=rows.stop * sy, score=score, mean=float(values.mean()),
-                             area=float(values.size * sy * sx)))
-    return sorted(boxes, key=lambda b: (b.score, b.mean), reverse=True)
+            components.append((score, float(values.mean()), values.size, rows, cols, inside))
+    components.sort(key=lambda c: (c[0], c[1]), reverse=True)
+    boxes = []
+    for score, mean, pixels, rows, cols, inside in components[:limit]:
+        if photo is not None:
+            rows, cols = grabcut_extent(photo, raster, rows, cols, inside, cutoff)
+        boxes.append(Box(x0=cols.start * sx, y0=rows.start * sy, x1=cols.stop * sx,
+                         y1=rows.stop * sy, score=score, mean=mean, area=float(pixels * sy * sx)))
+    return boxes

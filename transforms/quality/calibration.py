@@ -101,9 +101,9 @@ def top_box_hits(heat: np.ndarray, probability: np.ndarray, grid: MapGrid,
     peak = float(raster.max())
     hits = []
     for threshold in thresholds:
-        boxes = raster_boxes(raster, threshold * peak if relative else threshold, image_size,
-                             min_area, scores, min_score, photo)
-        hits.append(best_iou(box_coords(boxes[:1]), truth) >= CORLOC_IOU)
+        top = raster_boxes(raster, threshold * peak if relative else threshold, image_size,
+                           min_area, scores, min_score, photo, limit=1)
+        hits.append(best_iou(box_coords(top), truth) >= CORLOC_IOU)
     return np.array(hits)
 
 
