@@ -7,8 +7,9 @@ The photos: --images generated ones (phone, camera, web, panorama and thumbnail 
 to 4032×3024, a quarter PNG; benchmarks/large_collection.py), or the first --images
 files of DIR (e.g. ../shared/voc07-dev/JPEGImages: 500×375 web photos).
 
-model-only: the FCN forward at the configured scales on pre-decoded, pre-resized images,
-padded and grouped by shape into full batches of --model-batch-size, with each engine
+model-only: the FCN forward at the configured scales (and on the mirrored inputs at a
++flip scale) on pre-decoded, pre-resized images, padded and grouped by shape into full
+batches of --model-batch-size, with each engine
 (TensorFlow, and ONNX Runtime on all cores). pipeline: the whole job (match → decode →
 maps → boxes → Parquet) on the FnApiRunner with --batch-size (0: the worker's choice, as
 the job's default), once per engine of --engines, timed from its run.json: the whole
@@ -44,6 +45,7 @@ from transforms.config import LabelConfig
 from transforms.io.decode import decode_image
 from transforms.model.fcn import ResponseMapper
 from transforms.maps.multiscale import DEFAULT_BUCKET, largest_input, scale_image
+from transforms.maps.scales import DEFAULT_SCALES
 from transforms.io.records import LABELS_SCHEMA, SourceFile
 
 
@@ -118,10 +120,12 @@ def model_only(photos: list[Path], scales, batch_size: int, mapper: ResponseMapp
         for shape, inputs in by_shape.items():
             for start in range(0, len(inputs), batch_size):
                 chunk = inputs[start:start + batch_size]
-                batch = np.zeros((len(chunk), *shape, 3), np.uint8)
-                for j, pixels in enumerate(chunk):
-                    batch[j, :pixels.shape[0], :pixels.shape[1]] = pixels
-                batches.append((batch, np.array([p.shape[:2] for p in chunk], np.int32)))
+                for mirrored in (False, True) if scale.flip else (False,):
+                    batch = np.zeros((len(chunk), *shape, 3), np.uint8)
+                    for j, pixels in enumerate(chunk):
+                        h, w = pixels.shape[:2]
+                        batch[j, :h, :w] = pixels[:, ::-1] if mirrored else pixels
+                    batches.append((batch, np.array([p.shape[:2] for p in chunk], np.int32)))
     for batch, sizes in batches:  # trace every shape once, untimed
         mapper.class_logits(batch[:1], sizes[:1])
     started = time.perf_counter()
@@ -139,7 +143,7 @@ def main() -> int:
                         help="images per call of the model-only run")
     parser.add_argument("--batch-size", type=int, default=0,
                         help="the pipeline's --batch-size (0: the worker's choice)")
-    parser.add_argument("--scales", default="288,576")
+    parser.add_argument("--scales", default=",".join(map(str, DEFAULT_SCALES)))
     parser.add_argument("--engines", default="onnxruntime,tensorflow",
                         help="the pipeline's --engine, one run each")
     parser.add_argument("--workdir", type=Path, default=None)

@@ -88,7 +88,8 @@ class LabelOptions(PipelineOptions):
                   "whole image (default: %(default)s)")
         _add(group, "scales", default=",".join(map(str, DEFAULT_SCALES)),
              help="comma-separated input scales: HxW (fixed size, e.g. 200x320) or a shorter "
-                  "side (aspect ratio kept, e.g. 448) (default: %(default)s)")
+                  "side (aspect ratio kept, e.g. 448), either followed by +flip to also run "
+                  "the mirrored image and average its maps in (default: %(default)s)")
         _add(group, "fusion", default=DEFAULT_FUSION,
              help=f"how scales are fused: {', '.join(FUSIONS)} (default: %(default)s)")
         _add(group, "heat", default=DEFAULT_HEAT,

@@ -19,6 +19,7 @@ from packaging.requirements import Requirement
 from pipeline.options import LabelOptions, label_config, unknown_flags
 from pipeline.run import build
 from transforms.io.records import LABELS_SCHEMA
+from transforms.maps.scales import DEFAULT_SCALES
 
 from conftest import DATA, by_uri, table
 
@@ -115,6 +116,9 @@ def test_flex_template_parameters_are_options_of_the_job():
     for parameter in metadata["parameters"]:
         for regex in parameter.get("regexes", []):
             re.compile(regex)
+    (scales,) = next(p for p in metadata["parameters"] if p["name"] == "scales")["regexes"]
+    assert re.fullmatch(scales, ",".join(map(str, DEFAULT_SCALES)))
+    assert re.fullmatch(scales, "224,400x640+flip") and not re.fullmatch(scales, "288+")
     # Flex Templates pass parameters as --name=value: each parses to the same option.
     options = PipelineOptions(["--output=gs://b/x", "--top_k=3", "--batch_size=4", "--scales=288,576"])
     assert unknown_flags(options) == [] and options.view_as(LabelOptions).top_k == 3

@@ -257,6 +257,6 @@ def test_thresholds_of_other_settings_are_refused_before_any_work(labelled_run, 
     output = tmp_path / "other"
     assert run([*LABELLED_JOB, "--output", str(output), "--thresholds", str(path),
                 "--scales", "224,448"]) == 2
-    assert "calibrated for other settings: scales ['288', '576'] (this run: ['224', '448'])" \
+    assert "calibrated for other settings: scales ['288+flip', '640'] (this run: ['224', '448'])" \
         in capsys.readouterr().err
     assert not output.exists()

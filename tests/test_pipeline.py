@@ -16,8 +16,8 @@ from transforms.io.records import ERRORS_SCHEMA, LABELS_SCHEMA
 from conftest import DATA, GOOD, LOCAL, by_uri, table
 from test_real_photos import DOG_BOX, iou
 
-# Fused grid = the finest scale's map: 576 px shorter side, /32 per cell.
-FUSED_GRID = {"dog.jpg": (18, 24), "chelsea.png": (18, 27), "eagle.jpg": (18, 27)}
+# Fused grid = the finest scale's map: 640 px shorter side, /32 per cell.
+FUSED_GRID = {"dog.jpg": (20, 27), "chelsea.png": (20, 30), "eagle.jpg": (20, 30)}
 
 
 def test_end_to_end_labels_errors_and_run_record(photos, tmp_path, weights_cache, capsys):
@@ -69,7 +69,7 @@ def test_end_to_end_labels_errors_and_run_record(photos, tmp_path, weights_cache
     assert record["counts"] == counts and record["status"] == "succeeded"
     assert json.loads((output / "_SUCCESS").read_text())["counts"] == counts
     assert record["weights_checksum"].startswith("sha256:57934424")
-    assert record["config"]["scales"] == ["288", "576"]
+    assert record["config"]["scales"] == ["288+flip", "640"]
     assert record["versions"]["apache-beam"].startswith("2.")
     assert "5 images: 3 labelled, 2 failed" in capsys.readouterr().out
     # The workers ran in this process: every image tallied for the progress line.

@@ -77,6 +77,25 @@ def test_a_large_box_is_refined_on_a_shrunk_crop_to_the_same_extent():
     assert _iou(box, tuple(v * scale for v in OBJECT)) > 0.75  # as at full size
 
 
+@pytest.mark.parametrize("centre", [300, 315, 330])
+def test_an_object_filling_its_box_keeps_the_box_and_never_exceeds_it(centre):
+    """GrabCut only shrinks a box. On a shrunk crop the mask is enlarged back by nearest
+    neighbours, which put foreground a pixel past the box on these sizes before the box
+    was clipped to it."""
+    size = (480, 640)
+    heat = _heat((centre, 240), (75, 60), size)
+    labels = heat >= 0.2
+    rows = slice(*np.flatnonzero(labels.any(axis=1))[[0, -1]] + [0, 1])
+    cols = slice(*np.flatnonzero(labels.any(axis=0))[[0, -1]] + [0, 1])
+    assert max(rows.stop - rows.start, cols.stop - cols.start) > MAX_SIDE
+    photo = _photo((cols.start, rows.start, cols.stop, rows.stop), size=size)
+    found_rows, found_cols = grabcut_extent(photo, heat, rows, cols, labels[rows, cols], 0.2)
+    assert rows.start <= found_rows.start < found_rows.stop <= rows.stop
+    assert cols.start <= found_cols.start < found_cols.stop <= cols.stop
+    box = (cols.start, rows.start, cols.stop, rows.stop)
+    assert _iou((found_cols.start, found_rows.start, found_cols.stop, found_rows.stop), box) > 0.95
+
+
 @pytest.mark.parametrize("shape", [(60, 80), (120, 160), (240, 320)])
 def test_the_photo_is_resized_to_the_raster(shape):
     photo = _photo(OBJECT)

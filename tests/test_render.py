@@ -27,7 +27,7 @@ from conftest import DATA, GOOD, LOCAL, by_uri, table
 # and the bicycle of dog.jpg each get a box, the cat gets one, the eagle none, and the
 # heat is a probability, comparable across panels on the fixed scale.
 SYNSETS = "dog,n02121620,bicycle"
-SCALES = ("288", "576")
+SCALES = ("288+flip", "576")  # as given, "+flip" too, in the rows and titles
 BOX_OPTIONS = ["--heat", "probability", "--fusion", "mean", "--threshold", "0.4"]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -164,7 +164,7 @@ def test_per_scale_picture_has_each_scale_and_the_fused_map(viz, rows, labelled)
     picture = _picture(viz, "dog.jpg", ".scales")
     photo = _photo(row)
     grid = overlay.layout(photo.shape[:2], 3 * (len(SCALES) + 1), columns=len(SCALES) + 1)
-    assert (grid.rows, grid.columns) == (3, 3)  # a line per synset: 288, 576, fused
+    assert (grid.rows, grid.columns) == (3, 3)  # a line per synset: each scale, then fused
     assert picture.shape[1::-1] == grid.size
     scale_maps = {(m["synset"], m["scale"]): m for m in row["scale_heatmaps"]}
     assert sorted({s for _, s in scale_maps}) == sorted(SCALES)

@@ -10,7 +10,16 @@ def test_parse_fixed_and_shorter_side_scales():
     assert [str(s) for s in parse_scales("224,400x640")] == ["224", "400x640"]
 
 
-@pytest.mark.parametrize("text", ["", "abc", "224,,448", "400x", "0", "224x0", "-224"])
+def test_a_scale_run_also_mirrored_reads_and_prints_as_given():
+    assert parse_scales("288+flip, 640,200x320 + FLIP") == (
+        Scale(shorter_side=288, flip=True), Scale(shorter_side=640),
+        Scale(size=(200, 320), flip=True))
+    assert [str(s) for s in parse_scales("288+flip,640,200x320+flip")] == [
+        "288+flip", "640", "200x320+flip"]
+
+
+@pytest.mark.parametrize("text", ["", "abc", "224,,448", "400x", "0", "224x0", "-224", "288+",
+                                  "288flip", "+flip"])
 def test_unparseable_scales_say_how_to_fix(text):
     with pytest.raises(ValueError, match="HxW|positive"):
         parse_scales(text)

@@ -52,7 +52,8 @@ def test_a_head_and_its_manifest_from_a_run(synsets_run, tmp_path, capsys):
     head.load_weights(out / "head.weights.h5")
     assert head(np.zeros((1, 2, 3, 1280), np.float32)).shape == (1, 8, 12, 3)
 
-    # Features are computed once per image and scale (288, 576) and read back on the next run.
+    # Features are computed once per image and scale (the two default scales) and read
+    # back on the next run.
     cached = sorted(out.glob("features/*.npy"))
     assert len(cached) == 6 and manifest["data"]["examples"] == 6
     times = [p.stat().st_mtime_ns for p in cached]

@@ -158,7 +158,8 @@ def _logits_per_scale(mapper: ResponseMapper, images: Sequence[ScaledImage],
                       scales: Sequence[Scale], bucket: int,
                       images_per_call: int | None) -> list[list[np.ndarray]]:
     """[image][scale] → (h, w, channels) logits (``ResponseMapper.logits``: the classes'
-    and a head's), cropped to each image's content."""
+    and a head's), cropped to each image's content; at a ``flip`` scale, averaged with
+    the mirrored image's, mirrored back."""
     result: list[list[np.ndarray]] = [[None] * len(scales) for _ in images]
     for s, scale in enumerate(scales):
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
@@ -175,16 +176,27 @@ def _logits_per_scale(mapper: ResponseMapper, images: Sequence[ScaledImage],
                 # 55.6 unpadded, 54.9 padded on VOC at scales 320,704
                 # (benchmarks/README.md). XLA compiles per shape: it keeps the buckets.
                 shape = images[members[0]].inputs[s].shape[:2]
-            batch = np.zeros((len(members), *shape, 3), np.uint8)
-            for j, i in enumerate(members):
-                h, w = images[i].inputs[s].shape[:2]
-                batch[j, :h, :w] = images[i].inputs[s]
-            sizes = np.array([images[i].inputs[s].shape[:2] for i in members], np.int32)
-            logits = mapper.logits(batch, sizes)
-            for j, i in enumerate(members):
-                h, w = mapper.map_size(tuple(sizes[j]))
-                result[i][s] = logits[j, :h, :w]
+            inputs = [images[i].inputs[s] for i in members]
+            logits = _network_call(mapper, inputs, shape)
+            if scale.flip:
+                mirrored = _network_call(mapper, [pixels[:, ::-1] for pixels in inputs], shape)
+                logits = [(plain + back[:, ::-1]) / 2 for plain, back in zip(logits, mirrored)]
+            for i, image_logits in zip(members, logits):
+                result[i][s] = image_logits
     return result
+
+
+def _network_call(mapper: ResponseMapper, inputs: Sequence[np.ndarray],
+                  shape: tuple[int, int]) -> list[np.ndarray]:
+    """One network call on (h, w, 3) ``inputs`` laid top left into a batch of ``shape``:
+    each one's logits, cropped to its content."""
+    batch = np.zeros((len(inputs), *shape, 3), np.uint8)
+    for j, pixels in enumerate(inputs):
+        batch[j, :pixels.shape[0], :pixels.shape[1]] = pixels
+    sizes = np.array([pixels.shape[:2] for pixels in inputs], np.int32)
+    logits = mapper.logits(batch, sizes)
+    return [logits[j, :h, :w] for j, (h, w) in enumerate(mapper.map_size(tuple(size))
+                                                        for size in sizes)]
 
 
 @functools.lru_cache(maxsize=4)

@@ -108,5 +108,11 @@ def grabcut_extent(photo: np.ndarray, raster: np.ndarray, rows: slice, cols: sli
         return rows, cols
     heat = ndimage.sum(raster[crop], regions, index=np.arange(1, count + 1))
     found_rows, found_cols = ndimage.find_objects(regions)[int(np.argmax(heat))]
-    return (slice(found_rows.start + crop[0].start, found_rows.stop + crop[0].start),
-            slice(found_cols.start + crop[1].start, found_cols.stop + crop[1].start))
+    # Within the box: a mask enlarged back from a shrunk crop can reach a pixel past it.
+    return (_within(found_rows, crop[0].start, rows), _within(found_cols, crop[1].start, cols))
+
+
+def _within(found: slice, offset: int, box: slice) -> slice:
+    """``found`` (in the crop, which starts at ``offset``) moved to the raster and
+    clipped to ``box``."""
+    return slice(max(found.start + offset, box.start), min(found.stop + offset, box.stop))
