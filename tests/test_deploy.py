@@ -116,6 +116,12 @@ def test_flex_template_parameters_are_options_of_the_job():
     for parameter in metadata["parameters"]:
         for regex in parameter.get("regexes", []):
             re.compile(regex)
+    # Each default the template states is the job's.
+    defaults = _options().get_all_options()
+    for parameter in metadata["parameters"]:
+        stated = re.search(r"\(default:? ([^;:)\s]+)[;)]", parameter["helpText"])
+        if stated and parameter["name"] != "synsets":
+            assert stated.group(1) == str(defaults[parameter["name"]]), parameter["name"]
     (scales,) = next(p for p in metadata["parameters"] if p["name"] == "scales")["regexes"]
     assert re.fullmatch(scales, ",".join(map(str, DEFAULT_SCALES)))
     assert re.fullmatch(scales, "224,400x640+flip") and not re.fullmatch(scales, "288+")
