@@ -28,6 +28,17 @@ def test_onnx_runtime_gives_tensorflows_logits_on_a_real_photo(lite0_mapper, onn
     assert (got.argmax(-1) == expected.argmax(-1)).all()
 
 
+def test_images_of_many_shapes_in_turn_get_tensorflows_logits(lite0_mapper, onnx_mapper):
+    """A CPU worker runs every image at its own shape; the session keeps no memory plan
+    per shape (they made the job's memory grow with the collection)."""
+    assert not onnx_mapper._onnx._session.get_session_options().enable_mem_pattern
+    photo = load_photo("dog.jpg")
+    for size in ((288, 384), (320, 352), (288, 416), (288, 384)):
+        image = resize_image(photo, size)[None]
+        np.testing.assert_allclose(onnx_mapper.class_logits(image),
+                                   lite0_mapper.class_logits(image), atol=1e-4)
+
+
 def test_onnx_runtime_masks_padded_batches_as_tensorflow_does(lite0_mapper, onnx_mapper):
     # Two photos padded into one (320, 448) batch, each with its own content size.
     photos = [resize_image(load_photo("chelsea.png"), (256, 448)),

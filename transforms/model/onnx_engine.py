@@ -57,6 +57,11 @@ class OnnxRuntimeEngine:
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
+        # No memory patterns: ONNX Runtime plans and keeps one per input shape, and a CPU
+        # worker runs each image at its own shape (transforms/maps/multiscale.py). Without
+        # them the job's peak memory was about 230 MiB lower at 100 and at 1000 images of
+        # mixed sizes, at the same rate within run-to-run noise (benchmarks/README.md, (c)).
+        options.enable_mem_pattern = False
         path = onnx_path(model)
         if not path.is_file():
             export_onnx(model, path)
