@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools.build_concepts import build, first_senses
+from tools.build_concepts import JOINED, build, first_senses
 from transforms.maps.multiscale import pooled_scores
-from transforms.vocab.synsets import NUM_CLASSES, SynsetError, class_names, resolve_synset
+from transforms.vocab.synsets import NUM_CLASSES, SynsetError, class_names, class_wnids, resolve_synset
 from transforms.vocab.vocabularies import concepts, top_k_vocabulary
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "transforms" / "vocab" / "data"
@@ -26,9 +26,26 @@ def test_every_imagenet_class_is_in_exactly_one_concept():
     assert len({c.wnid for c in concepts()}) == len(concepts())
 
 
-def test_each_concept_is_a_wordnet_synset_over_its_classes():
+def test_each_concept_is_a_wordnet_synset_over_its_classes_but_the_hand_joined_ones():
+    joined = {i for i, wnid in enumerate(class_wnids()) if wnid in JOINED}
+    assert len(joined) == len(JOINED)  # every join names an ImageNet class
     for concept in concepts():
-        assert set(concept.class_indices) <= set(resolve_synset(concept.wnid).class_indices)
+        rest = set(concept.class_indices) - joined
+        assert rest <= set(resolve_synset(concept.wnid).class_indices), concept.label
+
+
+def test_the_hand_review_joins_what_a_person_names_with_one_word():
+    concept = _by_label()
+    names = lambda c: {class_names()[i].split(",")[0] for i in c.class_indices}  # noqa: E731
+    assert names(concept["train"]) == {"bullet train", "electric locomotive", "steam locomotive",
+                                       "freight car", "passenger car"}
+    assert names(concept["screen"]) == {"monitor", "screen", "television"}
+    assert names(concept["radio"]) == {"radio"}
+    assert {"catamaran", "trimaran"} <= names(concept["boat"]) and "schooner" in names(concept["ship"])
+    assert names(concept["sheep"]) == {"ram", "bighorn"}
+    assert "web site" not in names(concept["computer"]) and "slide rule" not in names(concept["computer"])
+    assert "filing cabinet" in concept and "file" not in concept
+    assert not {"communication system", "locomotive", "shield"} & set(concept)
 
 
 def test_concepts_are_the_words_people_use():
@@ -76,6 +93,17 @@ def test_the_rule_picks_the_most_inclusive_common_synset_below_superordinates():
     # "cap" is the hat (the word's first sense); the lens cap keeps its own name.
     assert assigned["cap"] == ["beret"] and assigned["lens cap"] == ["lens cap"]
     assert not {"vehicle", "animal", "terrier", "entity"} & set(assigned)
+
+
+def test_the_hand_review_moves_a_class_to_another_concept_or_its_own_and_renames():
+    synsets, classes, senses, zipf = _fake_wordnet()
+    made = build(synsets, classes, senses, zipf,
+                 joined={"tandem": ("car", "why"), "boxer": ("boxer", "why")},
+                 named={"car": ("automobile", "why")})
+    assigned = {name: [classes[i][0] for i in indices] for _, name, indices in made}
+    assert assigned["automobile"] == ["cab", "jeep", "tandem"] and "bicycle" not in assigned
+    assert assigned["dog"] == ["airedale"] and assigned["boxer"] == ["boxer"]
+    assert sorted(i for _, _, indices in made for i in indices) == list(range(len(classes)))
 
 
 def test_index_noun_gives_each_lemma_its_first_sense(tmp_path):

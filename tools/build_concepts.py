@@ -19,7 +19,13 @@ ICCV 2013, who chose ImageNet names by word frequency along the WordNet hierarch
    is in ``EXCLUDED``, the hand review below.
 4. Each class goes to its most inclusive basic-level ancestor, itself included (the
    one covering most classes); a class with none is a concept of its own.
-5. Two concepts with one name: the smaller takes its first lemma not yet taken.
+5. The hand review's joins (``JOINED``): a class a person names with the word of
+   another concept, which WordNet files elsewhere, joins that concept (locomotives and
+   railcars are members of a train in WordNet, not kinds of one; a catamaran is a
+   sailboat, filed under vessel rather than boat), or becomes a concept of its own
+   when the rule's concept for it is an odd grouping (the slide rule under computer).
+6. Two concepts with one name: the smaller takes its first lemma not yet taken, unless
+   ``NAMED`` gives the everyday word ("filing cabinet" rather than "file").
 
 Usage (from the repository root):
   apt-get install wordnet-base && pip install wordfreq==3.1.1
@@ -65,6 +71,35 @@ EXCLUDED = {
     "n06595351": f"magazine: {RARE_SENSE} (comic book)",
 }
 
+# Step 5, the hand review's joins: {class wnid: (wnid of the concept it joins, or its own
+# for a concept of its own; why)}. A joined concept keeps its WordNet wnid, which then
+# no longer covers every class in it.
+TRAIN, SCREEN, BOAT, SHIP = "n04468005", "n04152593", "n02858304", "n04194289"
+JOINED = {
+    "n03272562": (TRAIN, "electric locomotive: part of a train (in WordNet a member of one)"),
+    "n04310018": (TRAIN, "steam locomotive: part of a train (in WordNet a member of one)"),
+    "n03393912": (TRAIN, "freight car: a railcar, in WordNet a member of a train"),
+    "n03895866": (TRAIN, "passenger car: a railcar, in WordNet a member of a train"),
+    "n03782006": (SCREEN, "monitor: a screen (WordNet: electronic equipment, part of a television)"),
+    "n04404412": (SCREEN, "television: a screen (WordNet: a system, beside the radio)"),
+    "n04041544": ("n04041544", "radio: its own concept once television leaves 'communication system'"),
+    "n02981792": (BOAT, "catamaran: a sailboat, which WordNet files under vessel, not boat"),
+    "n04483307": (BOAT, "trimaran: a sailboat, which WordNet files under vessel, not boat"),
+    "n04147183": (SHIP, "schooner: a sailing ship, which WordNet files under vessel, not ship"),
+    "n02415577": ("n02411705", "bighorn: a wild sheep, which WordNet files under bovid, not sheep"),
+    "n03791053": ("n03790512", "motor scooter: a two-wheeled motor vehicle, as is the moped in motorcycle"),
+    "n03459775": ("n02958343", "grille: the front of a car (in WordNet a part of one)"),
+    "n04592741": ("n02686568", "wing: an airplane's (in WordNet a part of one)"),
+    "n02895154": ("n02739668", "breastplate: body armor, which the rule put under 'shield'"),
+    "n03929855": ("n03929855", "pickelhaube: a helmet, not a shield"),
+    "n04238763": ("n04238763", "slide rule: not what a person calls a computer"),
+    "n06359193": ("n06359193", "web site: a page, not what a person calls a computer"),
+}
+# Step 6's exceptions: {wnid: (name, why)} where the first free lemma is not the everyday word.
+NAMED = {
+    "n03337140": ("filing cabinet", "'file' is first a document"),
+}
+
 
 def first_senses(index_noun: Path) -> dict[str, str]:
     """lemma (lower case, underscores) → wnid of its first, most frequent, noun sense.
@@ -83,7 +118,9 @@ def first_senses(index_noun: Path) -> dict[str, str]:
     return senses
 
 
-def build(synsets: dict, classes: list, senses: dict[str, str], zipf) -> list[list]:
+def build(synsets: dict, classes: list, senses: dict[str, str], zipf,
+          joined: dict[str, tuple[str, str]] = JOINED,
+          named: dict[str, tuple[str, str]] = NAMED) -> list[list]:
     """[[wnid, name, [class indices]], ...] ordered by first class index."""
     class_wnids = [wnid for wnid, _ in classes]
     ancestors = [_reachable(wnid, lambda w: synsets[w][1]) for wnid in class_wnids]
@@ -111,16 +148,17 @@ def build(synsets: dict, classes: list, senses: dict[str, str], zipf) -> list[li
     for index, seen in enumerate(ancestors):
         candidates = seen & basic
         concept = max(candidates, key=lambda w: (len(covered[w]), w)) if candidates else class_wnids[index]
-        members[concept].append(index)
+        members[joined.get(class_wnids[index], (concept,))[0]].append(index)
     concepts = sorted(members.items(), key=lambda item: (-len(item[1]), item[0]))
-    taken, named = set(), []
+    taken, result = set(), []
     for wnid, indices in concepts:  # larger concepts keep their first lemma
-        name = next((lemma for lemma in synsets[wnid][0] if lemma not in taken), None)
+        lemmas = [named[wnid][0]] if wnid in named else synsets[wnid][0]
+        name = next((lemma for lemma in lemmas if lemma not in taken), None)
         if name is None:
             raise SystemExit(f"{wnid}: every lemma of it names a larger concept; review it")
         taken.add(name)
-        named.append([wnid, name, sorted(indices)])
-    return sorted(named, key=lambda concept: concept[2][0])
+        result.append([wnid, name, sorted(indices)])
+    return sorted(result, key=lambda concept: concept[2][0])
 
 
 def _reachable(start: str, step: Callable[[str], Iterable[str]]) -> set[str]:
@@ -157,7 +195,7 @@ def main() -> None:
             "license": "WordNet 3.0 license, Princeton University",
             "generator": "tools/build_concepts.py",
             "rule": {"min_zipf": MIN_ZIPF, "extra_word_penalty": EXTRA_WORD_PENALTY,
-                     "excluded": EXCLUDED},
+                     "excluded": EXCLUDED, "joined": JOINED, "named": NAMED},
             "concepts_format": ["wnid", "name", "class indices"],
         },
         "concepts": concepts,
