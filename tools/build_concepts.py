@@ -121,7 +121,8 @@ def first_senses(index_noun: Path) -> dict[str, str]:
 def build(synsets: dict, classes: list, senses: dict[str, str], zipf,
           joined: dict[str, tuple[str, str]] = JOINED,
           named: dict[str, tuple[str, str]] = NAMED) -> list[list]:
-    """[[wnid, name, [class indices]], ...] ordered by first class index."""
+    """[[wnid, name, [class indices]], ...] ordered by first class index; ``joined`` and
+    ``named``: the hand review's steps 5 and 6 (the module's by default)."""
     class_wnids = [wnid for wnid, _ in classes]
     ancestors = [_reachable(wnid, lambda w: synsets[w][1]) for wnid in class_wnids]
     covered: dict[str, set[int]] = defaultdict(set)
@@ -148,7 +149,9 @@ def build(synsets: dict, classes: list, senses: dict[str, str], zipf,
     for index, seen in enumerate(ancestors):
         candidates = seen & basic
         concept = max(candidates, key=lambda w: (len(covered[w]), w)) if candidates else class_wnids[index]
-        members[joined.get(class_wnids[index], (concept,))[0]].append(index)
+        if class_wnids[index] in joined:  # step 5, the hand review's joins
+            concept = joined[class_wnids[index]][0]
+        members[concept].append(index)
     concepts = sorted(members.items(), key=lambda item: (-len(item[1]), item[0]))
     taken, result = set(), []
     for wnid, indices in concepts:  # larger concepts keep their first lemma
