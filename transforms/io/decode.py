@@ -107,4 +107,5 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         peak = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
         grey = np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(grey).convert("RGB")
-    return image.convert("RGB")
+    # convert() copies even an RGB image: a 12-Mpixel PNG's 48 MB, for nothing.
+    return image if image.mode == "RGB" else image.convert("RGB")
