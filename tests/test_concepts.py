@@ -18,6 +18,11 @@ def _by_label():
     return {c.label: c for c in concepts()}
 
 
+def _names(concept):
+    """The short names of a concept's ImageNet classes."""
+    return {class_names()[i].split(",")[0] for i in concept.class_indices}
+
+
 def test_every_imagenet_class_is_in_exactly_one_concept():
     indices = sorted(i for c in concepts() for i in c.class_indices)
     assert indices == list(range(NUM_CLASSES))
@@ -36,14 +41,13 @@ def test_each_concept_is_a_wordnet_synset_over_its_classes_but_the_hand_joined_o
 
 def test_the_hand_review_joins_what_a_person_names_with_one_word():
     concept = _by_label()
-    names = lambda c: {class_names()[i].split(",")[0] for i in c.class_indices}  # noqa: E731
-    assert names(concept["train"]) == {"bullet train", "electric locomotive", "steam locomotive",
+    assert _names(concept["train"]) == {"bullet train", "electric locomotive", "steam locomotive",
                                        "freight car", "passenger car"}
-    assert names(concept["screen"]) == {"monitor", "screen", "television"}
-    assert names(concept["radio"]) == {"radio"}
-    assert {"catamaran", "trimaran"} <= names(concept["boat"]) and "schooner" in names(concept["ship"])
-    assert names(concept["sheep"]) == {"ram", "bighorn"}
-    assert "web site" not in names(concept["computer"]) and "slide rule" not in names(concept["computer"])
+    assert _names(concept["screen"]) == {"monitor", "screen", "television"}
+    assert _names(concept["radio"]) == {"radio"}
+    assert {"catamaran", "trimaran"} <= _names(concept["boat"]) and "schooner" in _names(concept["ship"])
+    assert _names(concept["sheep"]) == {"ram", "bighorn"}
+    assert "web site" not in _names(concept["computer"]) and "slide rule" not in _names(concept["computer"])
     assert "filing cabinet" in concept and "file" not in concept
     assert not {"communication system", "locomotive", "shield"} & set(concept)
 
@@ -55,9 +59,8 @@ def test_concepts_are_the_words_people_use():
     for word in ("cat", "car", "truck", "bus", "bicycle", "boat", "ship", "aircraft", "chair",
                  "bottle", "fish", "snake", "monkey", "horse", "sheep", "sofa", "train"):
         assert word in concept, word
-    names = lambda c: {class_names()[i].split(",")[0] for i in c.class_indices}  # noqa: E731
-    assert names(concept["cat"]) >= {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
-    assert names(concept["bicycle"]) == {"bicycle-built-for-two", "mountain bike"}
+    assert _names(concept["cat"]) >= {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
+    assert _names(concept["bicycle"]) == {"bicycle-built-for-two", "mountain bike"}
     # The hand review's exclusions hold: no superordinates such as food or tool.
     assert not {"food", "produce", "tool", "vehicle", "animal", "device"} & set(concept)
 
