@@ -14,7 +14,8 @@ setuptools.setup(
     ),
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*"]),
-    package_data={"transforms.vocab": ["data/*.json", "data/*.md", "data/LICENSE*"]},
+    package_data={"transforms.vocab": ["data/*.json", "data/*.md", "data/LICENSE*"],
+                  "transforms.maps": ["data/*.json"]},
     install_requires=[
         "apache-beam>=2.77,<3",
         "tensorflow-cpu>=2.21,<2.22",

@@ -7,8 +7,10 @@ Runs the real job (FnApiRunner, two bundles in threads as run_local.sh does) wit
 ``--synsets voc`` on DIR/JPEGImages/*.jpg, scores it with ``pipeline.evaluate
 --classes voc`` against DIR/Annotations, and prints the per-class table and one summary
 row: CorLoc, MaxBoxAccV2, the centre baseline (person left out: see
-transforms/vocab/data/README.md) and images/s. JOB OPTIONS after ``--`` go to the job (e.g.
-``-- --heat probability --threshold 0.4``).
+transforms/vocab/data/README.md), the detection quality of every box (VOC07 mAP, precision,
+recall, boxes per image, absent classes given a box, the confidence's calibration error)
+and images/s. JOB OPTIONS after ``--`` go to the job (e.g. ``-- --heat probability
+--threshold 0.4``).
 
 ``--calibrate`` also measures per-synset thresholds honestly, by 2-fold
 cross-validation with the product's own commands: the images are split in two halves
@@ -207,14 +209,22 @@ def main(argv: list[str] | None = None) -> int:
     labels = work / "labels"
     record = label(str(args.voc / "JPEGImages" / "*.jpg"), labels, args.job_args)
     metrics = score(labels, args.voc / "Annotations", work / "metrics.json")
-    overall = metrics["overall"]
+    overall, detection = metrics["overall"], metrics["detection"]
     summary = {"name": args.name, "job_args": args.job_args, "machine": machine(),
                "images": record["counts"]["labelled"], "images_per_s": record["images_per_s"],
                **{k: overall[k] for k in ("pairs", "corloc", "max_box_acc_v2", "centre_corloc",
-                                          "centre_max_box_acc_v2")}}
-    header = ["setting", "pairs", "CorLoc", "MaxBoxAccV2", "centre CorLoc", "images/s"]
+                                          "centre_max_box_acc_v2")},
+               "detection": {k: v for k, v in detection.items() if k != "synsets"}}
+    header = ["setting", "pairs", "CorLoc", "MaxBoxAccV2", "centre CorLoc", "mAP",
+              "precision (VOC / on object)", "recall", "boxes/image", "absent classes with a box",
+              "ECE", "images/s"]
     row = [args.name, overall["pairs"], f"{overall['corloc']:.1f}",
            f"{overall['max_box_acc_v2']:.1f}", f"{overall['centre_corloc']:.1f}",
+           f"{detection['map']:.1f}",
+           f"{detection['precision']:.1f} / {detection['precision_any']:.1f}",
+           f"{detection['recall']:.1f}", f"{detection['boxes_per_image']:.2f}",
+           f"{detection['absent_with_box']:.1f}",
+           f"{detection['calibration_error']:.3f}" if "calibration_error" in detection else "-",
            f"{record['images_per_s']:.2f}"]
     if args.calibrate:
         summary["calibrated_2fold"] = cross_validated(args.voc, work, labels, args.job_args)

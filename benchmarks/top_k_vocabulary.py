@@ -31,6 +31,8 @@ from benchmarks.localization import is_voc_folder, label, voc_benchmark_parser
 from pipeline.evaluate import LABEL_COLUMNS, LabelsIndex
 from pipeline.outputs import read_table
 from transforms.quality.ground_truth import GroundTruthSet, read_ground_truth
+from transforms.io.records import row_boxes
+from transforms.quality.detection import stands_for
 from transforms.quality.localization import CORLOC_IOU, best_iou
 from transforms.vocab.vocabularies import load_vocabulary, top_k_vocabulary
 
@@ -41,11 +43,6 @@ SETTINGS = [
     ("ImageNet classes, whole-image score", ["--vocabulary", "imagenet", "--score-cells", "1"]),
     ("concepts, whole-image score", ["--vocabulary", "concepts", "--score-cells", "1"]),
 ]
-
-
-def matches(synset_classes: tuple[int, ...], voc_classes: set[int]) -> bool:
-    """Whether a top-k synset stands for a VOC class: at least half of its classes are mapped to it."""
-    return 2 * len(voc_classes.intersection(synset_classes)) >= len(synset_classes)
 
 
 def found_pairs(labels: Path, truth: GroundTruthSet, vocabulary: str) -> list[dict]:
@@ -60,11 +57,11 @@ def found_pairs(labels: Path, truth: GroundTruthSet, vocabulary: str) -> list[di
             continue
         voc_classes = set(pair.synset.class_indices)
         match = next((h["synset"] for h in row["heatmaps"]  # best score first
-                      if matches(classes[h["synset"]], voc_classes)), None)
-        boxes = [b for b in row["boxes"] if b["synset"] == match]
-        top = max(boxes, key=lambda b: b["score"], default=None)
+                      if stands_for(classes[h["synset"]], voc_classes)), None)
+        boxes = [b for b in row_boxes(row) if b.synset == match]
+        top = max(boxes, key=lambda b: b.rank, default=None)
         correct = top is not None and best_iou(
-            np.array([top["x0"], top["y0"], top["x1"], top["y1"]]), pair.boxes) >= CORLOC_IOU
+            np.array([top.x0, top.y0, top.x1, top.y1]), pair.boxes) >= CORLOC_IOU
         results.append({"image": pair.image, "class": pair.synset.label, "found": match is not None,
                         "correct": correct})
     return results

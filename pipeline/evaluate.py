@@ -5,14 +5,21 @@ against ground-truth boxes (PASCAL VOC XML, COCO JSON or a simple JSON list).
         --classes voc [--json metrics.json] [--calibrate thresholds.json]
 
 Reports CorLoc, MaxBoxAccV2 and the centre baseline per synset and overall (see
-transforms/quality/localization.py), as a table and optionally as JSON. Run the job with
+transforms/quality/localization.py), and the detection quality of every box the run
+emitted (VOC07 AP per class and their mean, precision and recall, boxes per image, the
+pairs with a correct box, the absent classes given a box, and how well the boxes'
+confidence is calibrated: transforms/quality/detection.py), as tables and optionally as
+JSON. In a top-k run a box counts for the ground-truth class its synset stands for (the
+concept "dog" for dog). Run the job with
 ``--synsets`` naming every ground-truth synset (e.g. ``--synsets voc`` for ``--classes
 voc``), so that each image has a heatmap of each of its synsets: in top-k mode, a
 synset outside an image's top classes has no heatmap there, and that pair is left out
 (and reported). ``--calibrate`` also chooses a box threshold per synset on these pairs
 (transforms/quality/calibration.py), for the job's ``--thresholds``; when the run refined
 its boxes by the photos (``--refine-boxes grabcut``), it reads the photos again to refine
-alike.
+alike. ``--fit-confidence`` fits the boxes' confidence on the ground truth's images
+(transforms/quality/confidence_fit.py), for the job's ``--confidence``; it also reads the
+photos again when the run refined its boxes.
 """
 from __future__ import annotations
 
@@ -21,21 +28,27 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from pipeline.outputs import (OutputError, names_image, read_image_bytes, read_run_record,
-                             read_table)
+from pipeline.outputs import (OutputError, has_run_record, names_image, read_image_bytes,
+                              read_run_record, read_table)
 from transforms.quality.calibration import SHRINKAGE, Calibration, calibrate, top_box_hits
 from transforms.quality.ground_truth import (FORMATS, GroundTruth, GroundTruthError, GroundTruthSet,
                                              read_ground_truth)
 from transforms.maps.heatmaps import MapGrid
 from transforms.quality.localization import PairScore, score_pair, summarize_by_synset
 from transforms.io.decode import decode_image
-from transforms.io.records import file_name, heatmap_values
+from transforms.io.records import file_name, heatmap_values, row_boxes
+from transforms.maps.confidence import (ConfidenceCalibration, calibration_settings, mode_of,
+                                        shipped_calibration)
+from transforms.quality.confidence_fit import (MODE_FEATURES, fit_confidence, reliability,
+                                               row_hypotheses)
+from transforms.quality.detection import (Detection, detection_summary, match_detections,
+                                          objects_by_pair, truth_synset_lookup)
 from transforms.vocab.synsets import CLASSES_PREFIX, SynsetError
-from transforms.vocab.vocabularies import load_vocabulary
+from transforms.vocab.vocabularies import load_vocabulary, top_k_vocabulary
 
 LABEL_COLUMNS = ["image_uri", "width", "height", "boxes", "heatmaps"]
 
@@ -59,6 +72,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--calibrate", metavar="PATH",
                         help="also choose each synset's box threshold on these pairs and write "
                              "them here, for the job's --thresholds (needs the run's run.json)")
+    parser.add_argument("--fit-confidence", metavar="PATH",
+                        help="also fit the boxes' confidence (the probability a box is right) "
+                             "on these images and write it here, for the job's --confidence "
+                             "(needs the run's run.json; fitted for the run's mode: with "
+                             "--synsets, or top-k)")
+    parser.add_argument("--default-min-confidence", type=float, default=None, metavar="C",
+                        help="with --fit-confidence: the minimum confidence of the boxes runs "
+                             "with it keep unless given --min-confidence (default: the shipped "
+                             "calibration's for the run's mode)")
     parser.add_argument("--shrinkage", type=float, default=SHRINKAGE, metavar="K",
                         help="with --calibrate: pairs' worth of the overall curve mixed into each "
                              "synset's; large values give every synset the overall best "
@@ -114,7 +136,8 @@ def match_pairs(index: LabelsIndex, truth: GroundTruthSet) -> tuple[list[Match],
         image_size = (row["height"], row["width"])
         heat = heatmap_values(heatmap)
         boxes = [b for b in row["boxes"] if b["synset"] == pair.synset.wnid]
-        top = max(boxes, key=lambda b: b["score"], default=None)
+        top = max(boxes, key=lambda b: (b["score"] if b.get("confidence") is None
+                                        else b["confidence"]), default=None)
         matches.append(Match(pair, row["image_uri"], image_size,
                              MapGrid.uniform(*heat.shape, image_size), heat,
                              heatmap_values(heatmap, "probabilities"),
@@ -148,6 +171,82 @@ def calibration(matches: Sequence[Match], run_config: dict, source: dict,
                      shrinkage, source=source)
 
 
+def truth_lookup(run_config: dict | None, truth: GroundTruthSet) -> dict[str, str]:
+    """A run's synsets (wnid) → the ground-truth class (wnid) each stands for: the same
+    synset, or in a top-k run the class sharing at least half of its ImageNet classes.
+    Without the run's record (``run_config`` None), synsets match by wnid only."""
+    classes = {p.synset for p in truth.pairs + truth.difficult}
+    if run_config is None:
+        return {s.wnid: s.wnid for s in classes}
+    if run_config.get("synsets") is not None:
+        run_synsets = [s for s in classes if s.wnid in {r["wnid"] for r in run_config["synsets"]}]
+    else:
+        run_synsets = top_k_vocabulary(run_config["vocabulary"])
+    return truth_synset_lookup(run_synsets, classes)
+
+
+def detections(rows: Sequence[dict], truth: GroundTruthSet,
+               lookup: Mapping[str, str]) -> tuple[list[Detection], list[str], int]:
+    """The boxes of the ground truth's images as detections of the classes their synsets
+    stand for (ranked by confidence where they have one, else score), those images (as
+    the ground truth names them) and every box they have, counted or not."""
+    index = LabelsIndex(list(rows))
+    found, images, emitted = [], [], 0
+    for image in truth.images:
+        row = index.find(image)
+        if row is None:
+            continue
+        images.append(image)
+        emitted += len(row["boxes"])
+        for box in row_boxes(row):
+            if box.synset in lookup:
+                found.append(Detection(image, lookup[box.synset], box.rank,
+                                       (box.x0, box.y0, box.x1, box.y1)))
+    return found, images, emitted
+
+
+def detection_quality(rows: Sequence[dict], truth: GroundTruthSet, lookup: Mapping[str, str],
+                      confident: bool) -> dict:
+    """``detection_summary`` of a run's boxes, and with ``confident`` (its boxes have a
+    confidence) the reliability of their confidence (the boxes on difficult objects left
+    out)."""
+    found, images, emitted = detections(rows, truth, lookup)
+    objects = objects_by_pair(truth)
+    summary = detection_summary(found, objects, images, {p.synset.wnid for p in truth.pairs},
+                                emitted)
+    if confident and found:
+        outcome = match_detections(found, objects)
+        scored = outcome >= 0
+        error, table = reliability(np.array([d.confidence for d in found])[scored],
+                                   outcome[scored] == 1)
+        summary["calibration_error"] = error
+        summary["reliability"] = table
+    return summary
+
+
+def fitted_confidence(args: argparse.Namespace, rows: Sequence[dict], truth: GroundTruthSet,
+                      lookup: Mapping[str, str], run_config: dict) -> ConfidenceCalibration:
+    """The confidence fitted on the ground truth's images of the run (see
+    transforms/quality/confidence_fit.py)."""
+    mode = mode_of(run_config.get("synsets"))
+    refined = run_config.get("refine_boxes") == "grabcut"
+    index = LabelsIndex(list(rows))
+    images = []
+    for image in truth.images:
+        row = index.find(image)
+        if row is None:
+            continue
+        photo = (decode_image(read_image_bytes(row["image_uri"]),
+                              max_pixels=run_config["max_pixels"]).pixels if refined else None)
+        images.append(row_hypotheses(row, run_config, photo, image, lookup.get))
+    minimum = (args.default_min_confidence if args.default_min_confidence is not None
+               else shipped_calibration().minimum(mode))
+    model = fit_confidence(images, objects_by_pair(truth), MODE_FEATURES[mode], minimum)
+    return ConfidenceCalibration(calibration_settings(run_config, mode), {mode: model}, {mode: minimum},
+                       {mode: {"labels": args.labels, "ground_truth": args.ground_truth,
+                               "images": len(images)}})
+
+
 def format_table(metrics: dict) -> str:
     header = ["synset", "label", "pairs", "CorLoc", "MaxBoxAccV2", "centre CorLoc",
               "centre MaxBoxAccV2"]
@@ -156,6 +255,29 @@ def format_table(metrics: dict) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
                      for row in [header, *rows])
+
+
+def format_detection(summary: dict, labels: Mapping[str, str]) -> str:
+    """Per class AP and boxes, then the run's figures over all classes."""
+    header = ["class", "objects", "boxes", "right", "AP"]
+    rows = [[labels.get(wnid, _short(wnid)), m["objects"], m["boxes"], m["true_positives"],
+             f"{m['ap']:.1f}"] for wnid, m in summary["synsets"].items()]
+    rows.append(["mean", "", "", "", f"{summary['map']:.1f}"])
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
+             for row in [header, *rows]]
+    lines += [
+        f"boxes per image {summary['boxes_per_image']:.2f}; precision {summary['precision']:.1f} "
+        f"(VOC's rule), {summary['precision_any']:.1f} (on an object); recall "
+        f"{summary['recall']:.1f}",
+        f"pairs with a correct box {summary['pairs_with_correct_box']:.1f} % of "
+        f"{summary['pairs']}; absent classes with a box {summary['absent_with_box']:.1f} % of "
+        f"{summary['absent_pairs']}"]
+    if "calibration_error" in summary:
+        lines.append(f"confidence: expected calibration error {summary['calibration_error']:.3f}")
+        lines += [f"  {b['from']:.1f}-{b['to']:.1f}: {b['boxes']:5d} boxes, mean confidence "
+                  f"{b['confidence']:.2f}, right {b['right']:.2f}" for b in summary["reliability"]]
+    return "\n".join(lines)
 
 
 def _short(wnid: str) -> str:
@@ -175,12 +297,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         truth = read_ground_truth(args.ground_truth, classes, args.format)
         if not truth.pairs:
             raise GroundTruthError(f"{args.ground_truth}: no boxes of a mapped class")
-        index = LabelsIndex(read_table(args.labels, "labels", LABEL_COLUMNS).to_pylist())
-        run_config = read_run_record(args.labels)["config"] if args.calibrate else None
+        rows = read_table(args.labels, "labels", LABEL_COLUMNS).to_pylist()
+        index = LabelsIndex(rows)
+        needed = args.calibrate or args.fit_confidence
+        run_config = (read_run_record(args.labels)["config"] if needed or has_run_record(args.labels)
+                      else None)
+        lookup = truth_lookup(run_config, truth)
         matches, left_out = match_pairs(index, truth)
     except (OSError, KeyError, SynsetError, GroundTruthError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    confident = bool(run_config and run_config.get("confidence"))
+    detection = detection_quality(rows, truth, lookup, confident)
     if left_out["not_labelled"]:
         print(f"left out: {len(left_out['not_labelled'])} ground-truth images have no labels "
               "row (not in the run's input, or failed: see its errors table)", file=sys.stderr)
@@ -200,8 +328,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for wnid, m in metrics["synsets"].items():
         m["label"] = labels[wnid]
     print(format_table(metrics))
+    print()
+    print(format_detection(detection, labels))
     if args.json:
         record = {"labels": args.labels, "ground_truth": args.ground_truth, **metrics,
+                  "detection": detection,
                   "left_out": left_out, "unmapped_classes": dict(truth.unmapped),
                   "pair_scores": [{"image": s.image, "synset": s.synset,
                                    "top_box_iou": s.top_box_iou,
@@ -216,6 +347,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"thresholds: {calibrated.default:g} by default, per synset "
               + ", ".join(f"{s.label} {s.threshold:g}" for s in calibrated.synsets.values())
               + f"; written to {args.calibrate}")
+    if args.fit_confidence:
+        try:
+            fitted = fitted_confidence(args, rows, truth, lookup, run_config)
+        except ValueError as e:
+            print(f"error: --fit-confidence: {e}", file=sys.stderr)
+            return 2
+        Path(args.fit_confidence).write_text(fitted.to_json())
+        mode = next(iter(fitted.models))
+        print(f"confidence for {mode} runs fitted on {fitted.source[mode]['images']} images; "
+              f"written to {args.fit_confidence}")
     return 0
 
 

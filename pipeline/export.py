@@ -2,7 +2,8 @@
 labelling tools read.
 
     python -m pipeline.export --labels OUTPUT_DIR --format coco|yolo|voc|labelstudio \\
-        --out DIR [--min-score S] [--max-boxes-per-synset N] [--images copy|link|none]
+        --out DIR [--min-score S] [--min-confidence C] [--max-boxes-per-synset N]
+        [--images copy|link|none]
 
 coco: DIR/annotations.json (train detectors: Detectron2, MMDetection, torchvision);
 yolo: DIR/data.yaml, DIR/labels/, DIR/images/ (Ultralytics); voc: DIR/Annotations/,
@@ -56,6 +57,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="local folder to write to: new or empty")
     parser.add_argument("--min-score", type=float, default=0.0, metavar="S",
                         help="leave out boxes scoring below S (default: keep every box)")
+    parser.add_argument("--min-confidence", type=float, default=0.0, metavar="C",
+                        help="leave out boxes less likely than C to be right (their confidence; "
+                             "needs a run that gave boxes one). Default: keep every box")
     parser.add_argument("--max-boxes-per-synset", type=int, default=None, metavar="N",
                         help="keep each image's N best boxes of each synset (default: all)")
     parser.add_argument("--images", choices=IMAGE_MODES, default=None,
@@ -129,6 +133,10 @@ def export(args: argparse.Namespace) -> dict:
         raise ExportError(f"{args.labels} has no {SUCCESS}: the run did not finish, or failed "
                           "its checks (see its run.json); export a finished run")
     record = read_run_record(args.labels)
+    if args.min_confidence > 0 and not (record.get("config") or {}).get("confidence"):
+        raise ExportError(f"--min-confidence: the boxes of {args.labels} have no confidence (a "
+                          "run with --confidence none, other settings than the calibration's, "
+                          "or made before confidences): filter on --min-score")
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise ExportError(f"--out {out} is not empty: give a new or empty folder")
@@ -148,7 +156,8 @@ def export(args: argparse.Namespace) -> dict:
             yield image
 
     images = counted(labelled_images(iter_table_rows(args.labels, "labels", LABEL_COLUMNS),
-                                     args.min_score, args.max_boxes_per_synset))
+                                     args.min_score, args.max_boxes_per_synset,
+                                     args.min_confidence))
     entries = placed(images, placer)
     if args.format == "coco":
         path = write_coco(out, entries, index, {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import logging
 import os
 from typing import Sequence
 
@@ -13,7 +14,10 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 
 from transforms.model.backbones import (WeightsUnavailableError, backbone_names, get_backbone,
                                         sha256_file)
-from transforms.maps.boxes import DEFAULT_MIN_SCORE, DEFAULT_THRESHOLD
+from transforms.maps.boxes import DEFAULT_MIN_SCORE
+from transforms.maps.confidence import (DEFAULT_CALIBRATION, ConfidenceCalibration, ConfidenceError,
+                                        file_digest, mode_of, shipped_calibration)
+from transforms.maps.hypotheses import DEFAULT_THRESHOLDS
 from transforms.quality.calibration import Calibration, CalibrationError
 from transforms.config import DEFAULT_MODEL, LabelConfig
 from transforms.io.decode import DEFAULT_MAX_PIXELS
@@ -28,6 +32,11 @@ from transforms.vocab.synsets import SynsetError
 from transforms.vocab.vocabularies import (DEFAULT_TOP_K_VOCABULARY, TOP_K_VOCABULARIES,
                                            parse_synset_list, top_k_vocabulary)
 from transforms.beam.read import DEFAULT_MANIFEST_COLUMN
+
+
+log = logging.getLogger(__name__)
+# --confidence's default: the shipped calibration where it fits the run.
+AUTO_CONFIDENCE = "auto"
 
 
 class ConfigError(ValueError):
@@ -97,19 +106,33 @@ class LabelOptions(PipelineOptions):
                   "classes' probabilities summed per cell; logit: its logit (log-sum-exp of "
                   "its classes' logits) min-max normalised per image; blend: the mean of the "
                   "two, normalised (default: %(default)s)")
-        _add(group, "threshold", type=float, default=DEFAULT_THRESHOLD,
-             help="heat above which pixels form boxes (default: %(default)s)")
+        _add(group, "threshold", default=",".join(f"{t:g}" for t in DEFAULT_THRESHOLDS),
+             help="comma-separated heat levels (0-1) whose connected components are the "
+                  "box hypotheses of each synset; one level gives the plain components "
+                  "(default: %(default)s)")
         _add(group, "thresholds", metavar="JSON",
              help="per-synset thresholds from python -m pipeline.evaluate --calibrate (any Beam "
-                  "filesystem); they replace --threshold, the file's default applies to the "
-                  "synsets it does not list")
+                  "filesystem): one level per synset, replacing --threshold; the file's "
+                  "default applies to the synsets it does not list")
         _add(group, "relative-threshold", action="store_true",
-             help="read --threshold as a fraction of each heatmap's maximum")
+             help="read --threshold as fractions of each heatmap's maximum")
         _add(group, "min-box-area", type=float, default=0.0,
              help="drop boxes whose component covers less than this fraction of the image")
         _add(group, "min-score", type=float, default=DEFAULT_MIN_SCORE,
              help="drop boxes whose score (the synset's peak probability in the box's "
                   "component) is lower (default: %(default)s)")
+        _add(group, "confidence", default=AUTO_CONFIDENCE, metavar="auto|none|JSON",
+             help="what gives each box its confidence, the probability that it is right: a "
+                  "calibration from python -m pipeline.evaluate --fit-confidence (any Beam "
+                  "filesystem; refused unless fitted with this run's settings); auto: the "
+                  "one shipped (fitted on PASCAL VOC photos at the default settings) when "
+                  "the run's settings are those, else none; none: no confidence, boxes "
+                  "ranked by score (default: %(default)s)")
+        _add(group, "min-confidence", type=float, default=None,
+             help="drop boxes less likely than this to be right (needs a confidence); "
+                  "default: the calibration's own for the run's mode (the shipped one: "
+                  f"{_shipped_minimum('synsets')} with --synsets, {_shipped_minimum('top_k')} "
+                  "in top-k mode)")
         _add(group, "refine-boxes", default=DEFAULT_REFINEMENT,
              help=f"{', '.join(REFINEMENTS)}. grabcut: each box shrunk to the object the "
                   "photo's colours separate from its surroundings (OpenCV's GrabCut, seeded "
@@ -222,9 +245,7 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         raise ConfigError(f"--min-score is a probability in [0, 1), got {opts.min_score}")
     if not 0 <= opts.min_box_area < 1:
         raise ConfigError(f"--min-box-area is a fraction of the image in [0, 1), got {opts.min_box_area}")
-    if opts.threshold <= 0 or (opts.relative_threshold and opts.threshold > 1):
-        raise ConfigError(f"--threshold must be positive (and at most 1 with --relative-threshold), "
-                          f"got {opts.threshold}")
+    thresholds = _thresholds(opts.threshold, opts.relative_threshold)
     for pattern in opts.input or []:
         # One match is enough to tell a typo from a folder: cheap on buckets of millions.
         if not FileSystems.match([pattern], limits=[1])[0].metadata_list:
@@ -257,7 +278,7 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         window_stride=opts.window_stride, scales=scales, synsets=synsets, top_k=opts.top_k,
         vocabulary=vocabulary, score_cells=opts.score_cells,
         vocabulary_synsets=() if vocabulary in TOP_K_VOCABULARIES else vocabulary_synsets,
-        fusion=opts.fusion, heat=opts.heat, threshold=opts.threshold,
+        fusion=opts.fusion, heat=opts.heat, threshold=thresholds,
         relative_threshold=opts.relative_threshold,
         min_box_area=opts.min_box_area, min_score=opts.min_score, refine_boxes=opts.refine_boxes,
         head=opts.head, head_maps=opts.head_maps, keep_scale_maps=opts.keep_scale_maps,
@@ -268,9 +289,77 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         engine=resolve_engine(opts.engine, tensorflow_only) if is_local(options) else opts.engine)
     if opts.thresholds:
         calibration = _read_thresholds(opts.thresholds, config)
-        config = dataclasses.replace(config, threshold=calibration.default,
+        config = dataclasses.replace(config, threshold=(calibration.default,),
                                      synset_thresholds=calibration.thresholds())
-    return config, checksum
+    return confidence_config(config, opts.confidence, opts.min_confidence), checksum
+
+
+def _thresholds(text: str, relative: bool) -> tuple[float, ...]:
+    """--threshold's levels, checked."""
+    try:
+        levels = tuple(sorted({float(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise ConfigError(f"--threshold {text}: give numbers separated by commas, e.g. "
+                          "0.2 or 0.15,0.2,0.3") from None
+    if not levels or levels[0] <= 0 or levels[-1] > 1:
+        raise ConfigError(f"--threshold {text}: heat levels must be in (0, 1] (heat is "
+                          f"normalised to 0-1{', and relative levels are fractions of its maximum' if relative else ''})")
+    return levels
+
+
+def _shipped_minimum(mode: str) -> str:
+    try:
+        return f"{shipped_calibration().minimum(mode):g}"
+    except (OSError, ConfidenceError):
+        return "none shipped"
+
+
+def confidence_config(config: LabelConfig, choice: str, min_confidence: float | None) -> LabelConfig:
+    """``config`` with the confidence model of --confidence (``choice``) and the minimum
+    confidence; a calibration file that does not fit the run is a ConfigError."""
+    mode = mode_of(config.synsets)
+    record = config.record()
+    if choice == "none":
+        calibration = None
+    elif choice == AUTO_CONFIDENCE:
+        calibration = shipped_calibration()
+        differ = calibration.differences(record, mode) if mode in calibration.models else ["mode"]
+        if differ:
+            log.warning("boxes have no confidence: the shipped calibration was fitted with other "
+                        "settings (%s); fit one for these with python -m pipeline.evaluate "
+                        "--fit-confidence, or give --confidence none to silence this",
+                        "; ".join(differ))
+            calibration = None
+        source = {"file": "shipped", "sha256": file_digest(DEFAULT_CALIBRATION.read_text())}
+    else:
+        try:
+            with FileSystems.open(choice) as f:
+                text = f.read().decode()
+            calibration = ConfidenceCalibration.from_json(text)
+            calibration.model(mode)  # one for this mode, or the reason why not
+        except OSError as e:
+            raise ConfigError(f"--confidence {choice}: cannot read it ({e})") from None
+        except ConfidenceError as e:
+            raise ConfigError(f"--confidence {choice}: {e}") from None
+        differ = calibration.differences(record, mode)
+        if differ:
+            raise ConfigError(f"--confidence {choice}: fitted with other settings: "
+                              + "; ".join(differ) + ". Give the run those settings, or fit a "
+                              "calibration on a run with this run's (python -m pipeline.evaluate "
+                              "--fit-confidence)")
+        source = {"file": choice, "sha256": file_digest(text)}
+    if calibration is None:
+        if min_confidence is not None:
+            raise ConfigError("--min-confidence needs a confidence: give --confidence auto (at "
+                              "the default settings) or a calibration file, or filter on "
+                              "--min-score")
+        return config
+    minimum = calibration.minimum(mode) if min_confidence is None else min_confidence
+    if not 0 <= minimum < 1:
+        raise ConfigError(f"--min-confidence is a probability in [0, 1), got {minimum}")
+    return dataclasses.replace(config, confidence=calibration.model(mode),
+                               confidence_source={**source, "mode": mode},
+                               min_confidence=minimum)
 
 
 def read_head_manifest(directory: str) -> dict:

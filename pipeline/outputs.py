@@ -82,6 +82,10 @@ def is_finished(output: str) -> bool:
     return FileSystems.exists(_path(output, SUCCESS))
 
 
+def has_run_record(output: str) -> bool:
+    return FileSystems.exists(_path(output, RUN_RECORD))
+
+
 def read_run_record(output: str) -> dict:
     """A run's run.json."""
     if not FileSystems.exists(_path(output, RUN_RECORD)):

@@ -1,12 +1,12 @@
 """The benchmark scripts' measuring code runs (their figures are in benchmarks/README.md)."""
 import json
 
-from benchmarks import localization, localization_levers, top_k_vocabulary, trained_head
+from benchmarks import (confidence, localization, localization_levers, top_k_vocabulary,
+                        trained_head)
 from benchmarks.large_collection import make_collection
 from benchmarks.pipeline_vs_model import model_only, stage_profile
 from transforms.config import LabelConfig
 from transforms.maps.scales import parse_scales
-from transforms.vocab.vocabularies import concepts, load_vocabulary
 
 from conftest import DATA
 
@@ -62,6 +62,28 @@ def test_trained_head_benchmark_trains_on_each_half_and_scores_the_other(tmp_pat
     assert "| head maps | 7 |" in capsys.readouterr().out
 
 
+def test_confidence_benchmark_fits_on_each_half_and_labels_the_other(tmp_path, weights_cache,
+                                                                       capsys):
+    out = tmp_path / "confidence"
+    assert confidence.main(["--voc", str(LABELLED), "--out", str(out),
+                            "--minimum", "synsets=0.01,top_k=0.2", "--", "--scales", "224"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["modes"]) == {"synsets", "top_k"}
+    for mode, minimum in (("synsets", 0.01), ("top_k", 0.2)):
+        figures = summary["modes"][mode]
+        assert figures["default_minimum"] == minimum
+        assert min(float(m) for m in figures["held_out"]) == minimum
+        assert 0 <= figures["default"]["map"] <= 100
+        for half in (0, 1):
+            # Each half labelled by the job with the confidence fitted on the other.
+            fitted = out / mode / f"confidence-half{half}.json"
+            record = json.loads((out / mode / f"half{1 - half}-with-confidence-of-half{half}"
+                                 / "run.json").read_text())
+            assert record["config"]["confidence"]["file"] == str(fitted)
+            assert record["config"]["min_confidence"] == minimum
+    assert "held-out (2-fold) boxes by minimum confidence" in capsys.readouterr().out
+
+
 def test_localization_benchmark_says_why_without_a_voc_folder(tmp_path, capsys):
     assert localization.main(["--voc", str(tmp_path / "missing")]) == 2
     assert "no VOC folder at" in capsys.readouterr().err
@@ -80,16 +102,6 @@ def test_top_k_vocabulary_benchmark_finds_voc_classes_among_each_images_synsets(
     assert summary["by_class"]["concepts"]["bus"]["found"] == 1.0
     assert summary["by_class"]["ImageNet classes"]["bus"]["found"] == 1.0
     assert "| concepts | 7 |" in capsys.readouterr().out
-
-
-def test_a_synset_stands_for_a_voc_class_when_half_its_classes_are_mapped_to_it():
-    voc = load_vocabulary("voc")
-    by_label = {c.label: c.class_indices for c in concepts()}
-    car, dog = set(voc["car"].class_indices), set(voc["dog"].class_indices)
-    assert top_k_vocabulary.matches(by_label["dog"], dog)
-    assert top_k_vocabulary.matches(by_label["car"], car)
-    assert not top_k_vocabulary.matches(by_label["truck"], car)  # 2 vans of 7 trucks
-    assert top_k_vocabulary.matches((656,), car) and not top_k_vocabulary.matches((656,), dog)  # minivan
 
 
 def test_lever_study_scores_every_lever(weights_cache, capsys):

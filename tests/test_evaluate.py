@@ -117,6 +117,13 @@ def test_unmapped_and_difficult_objects_are_left_out(tmp_path):
     assert [(p.image, p.synset.wnid, p.boxes.tolist()) for p in truth.pairs] == [
         ("a.jpg", "n02121620", [[10, 0, 20, 9]])]
     assert truth.unmapped == {"unicorn": 1}
+    # Kept apart for the detection measures, which ignore boxes on them; and an image
+    # without objects of a mapped class is still one of the ground truth's images.
+    assert [(p.image, p.synset.wnid, p.boxes.tolist()) for p in truth.difficult] == [
+        ("a.jpg", "n02084071", [[0, 0, 9, 9]])]
+    (tmp_path / "b.xml").write_text("<annotation><filename>b.jpg</filename></annotation>")
+    assert read_ground_truth(tmp_path, vocabulary_from_mapping({"dog": "n02084071"})).images == (
+        "a.jpg", "b.jpg")
 
 
 @pytest.mark.parametrize("content, message", [
@@ -169,7 +176,8 @@ def test_evaluate_command_scores_and_reports_what_it_left_out(tmp_path, capsys):
     assert metrics["synsets"][dog]["max_box_acc_v2"] > 60
     assert metrics["left_out"] == {"not_labelled": ["c.jpg"], "no_heatmap": [f"b.jpg {dog}"]}
     assert "--synsets n02084071,n02121620" in out.err
-    assert out.out.splitlines()[-1].split()[:4] == ["overall", "2", "50.0", metrics["overall"]["max_box_acc_v2"].__format__(".1f")]
+    overall = next(line for line in out.out.splitlines() if line.startswith("overall"))
+    assert overall.split()[:4] == ["overall", "2", "50.0", metrics["overall"]["max_box_acc_v2"].__format__(".1f")]
 
 
 def test_evaluate_command_fails_clearly(tmp_path, capsys):
@@ -228,7 +236,9 @@ def test_calibrated_thresholds_are_the_ones_the_job_applies(labelled_run, tmp_pa
     output = tmp_path / "calibrated"
     assert run([*LABELLED_JOB, "--output", str(output), "--thresholds", str(path)]) == 0
     config = json.loads((output / "run.json").read_text())["config"]
-    assert config["synset_thresholds"][dog] == 0.8 and config["threshold"] == calibration.default
+    assert config["synset_thresholds"][dog] == 0.8 and config["threshold"] == [calibration.default]
+    # Thresholds of its own are not the shipped confidence's settings: no confidence.
+    assert config["confidence"] is None
     checked = 0
     for row in by_uri(table(output, "labels")).values():
         size = (row["height"], row["width"])
@@ -260,3 +270,42 @@ def test_thresholds_of_other_settings_are_refused_before_any_work(labelled_run, 
     assert "calibrated for other settings: scales ['288+flip', '640'] (this run: ['224', '448'])" \
         in capsys.readouterr().err
     assert not output.exists()
+
+
+def test_evaluate_reports_detection_quality_of_every_box(labelled_run, tmp_path, capsys):
+    assert evaluate(["--labels", str(labelled_run), *LABELLED_TRUTH,
+                     "--json", str(tmp_path / "m.json")]) == 0
+    out = capsys.readouterr().out
+    assert "AP" in out and "pairs with a correct box" in out
+    detection = json.loads((tmp_path / "m.json").read_text())["detection"]
+    truth = read_ground_truth(LABELLED / "Annotations", CLASSES)
+    assert detection["images"] == len(truth.images)
+    assert detection["pairs"] == len({(p.image, p.synset.wnid) for p in truth.pairs})
+    assert set(detection["synsets"]) == {p.synset.wnid for p in truth.pairs}
+    boxes = sum(len(row["boxes"]) for row in table(labelled_run, "labels").to_pylist())
+    # Every labelled photo is a ground-truth image here but dog, eagle and chelsea's
+    # copies outside the folder, which have annotations too: all counted.
+    assert detection["boxes_per_image"] == pytest.approx(boxes / detection["images"])
+    assert 0 <= detection["map"] <= 100 and "calibration_error" in detection
+
+
+def test_a_fitted_confidence_is_one_the_job_takes(labelled_run, tmp_path, capsys):
+    path = tmp_path / "confidence.json"
+    assert evaluate(["--labels", str(labelled_run), *LABELLED_TRUTH, "--fit-confidence", str(path),
+                     "--default-min-confidence", "0.05"]) == 0
+    assert f"written to {path}" in capsys.readouterr().out
+    from transforms.maps.confidence import ConfidenceCalibration
+
+    fitted = ConfidenceCalibration.from_json(path.read_text())
+    assert set(fitted.models) == {"synsets"} and fitted.minimum("synsets") == 0.05
+    assert fitted.source["synsets"]["images"] == 10
+    output = tmp_path / "with-fitted"
+    assert run([*LABELLED_JOB, "--output", str(output), "--confidence", str(path)]) == 0
+    config = json.loads((output / "run.json").read_text())["config"]
+    assert config["confidence"]["file"] == str(path) and config["min_confidence"] == 0.05
+    boxes = [b for row in table(output, "labels").to_pylist() for b in row["boxes"]]
+    assert boxes and all(b["confidence"] >= 0.05 for b in boxes)
+    # A run of other settings refuses it before any work.
+    assert run([*LABELLED_JOB, "--output", str(tmp_path / "other"), "--confidence", str(path),
+                "--min-score", "0.1"]) == 2
+    assert "min_score 0.05 (this run: 0.1)" in capsys.readouterr().err

@@ -196,6 +196,32 @@ def test_min_score_and_boxes_per_synset_keep_the_best_boxes():
     assert len(image.boxes) == 4
 
 
+def test_boxes_with_a_confidence_are_ranked_and_filtered_by_it():
+    def box(synset, score, confidence):
+        return {"synset": synset, "label": synset, "score": score, "x0": 0, "y0": 0, "x1": 1,
+                "y1": 1, "confidence": confidence}
+
+    row = {"image_uri": "a.jpg", "width": 4, "height": 3,
+           "boxes": [box("dog", 0.9, 0.2), box("dog", 0.3, 0.7), box("cat", 0.8, 0.4)]}
+    image, = labelled_images([row], max_boxes_per_synset=1)
+    assert [(b.synset, b.confidence) for b in image.boxes] == [("dog", 0.7), ("cat", 0.4)]
+    image, = labelled_images([row], min_confidence=0.3)
+    assert [b.confidence for b in image.boxes] == [0.7, 0.4]
+    # Boxes of runs without confidences (older runs' rows lack the field) pass a minimum of 0.
+    old = {**row, "boxes": [{k: v for k, v in b.items() if k != "confidence"} for b in row["boxes"]]}
+    image, = labelled_images([old])
+    assert [b.score for b in image.boxes] == [0.9, 0.8, 0.3] and image.boxes[0].confidence is None
+    assert list(labelled_images([old], min_confidence=0.1))[0].boxes == ()
+
+
+def test_a_minimum_confidence_needs_a_run_with_confidences(finished_run, tmp_path, capsys):
+    # The run's --min-score is not the shipped calibration's: its boxes have no confidence.
+    assert export(["--labels", str(finished_run), "--format", "coco", "--out", str(tmp_path / "c"),
+                   "--min-confidence", "0.5"]) == 2
+    assert "--min-confidence: the boxes of" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+
+
 def test_categories_have_stable_ids_and_unambiguous_names():
     found = categories([("n03126707", "crane"), ("n02012849", "crane"), ("n02084071", "dog")])
     assert [(c.id, c.name) for c in found] == [(1, "crane n03126707"), (2, "crane n02012849"), (3, "dog")]

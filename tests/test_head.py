@@ -72,8 +72,9 @@ def test_training_on_a_few_photos_lowers_the_loss(lite0_mapper):
     examples = []
     for name in GOOD:
         photo = load_photo(name)
-        row = label_row(SourceFile(name), synset_heatmaps(lite0_mapper, photo, synsets, scales),
-                        "efficientnet_lite0", "blend", 5, {"threshold": 0.25, "min_score": 0.05})
+        maps = synset_heatmaps(lite0_mapper, photo, synsets, scales)
+        row = label_row(SourceFile(name), maps, maps.boxes(thresholds=(0.25,), min_score=0.05),
+                        "efficientnet_lite0", "blend", 5)
         network_input = scale_image(photo, photo.shape[:2], scales, 32).inputs[0]
         features = extract(network_input)
         assert features.shape[:2] == (row["heatmaps"][0]["height"], row["heatmaps"][0]["width"])

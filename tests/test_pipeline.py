@@ -27,6 +27,7 @@ def test_end_to_end_labels_errors_and_run_record(photos, tmp_path, weights_cache
 
     labels = table(output, "labels")
     assert labels.schema.equals(LABELS_SCHEMA)
+    minimum = read_run_record(str(output))["config"]["min_confidence"]
     rows = by_uri(labels)
     assert sorted(rows) == sorted(GOOD)
     dog = rows["dog.jpg"]
@@ -46,8 +47,11 @@ def test_end_to_end_labels_errors_and_run_record(photos, tmp_path, weights_cache
         for box in row["boxes"]:  # scored by the synset's probability, at least --min-score
             heatmap = next(h for h in row["heatmaps"] if h["synset"] == box["synset"])
             assert 0.05 <= box["score"] <= max(heatmap["probabilities"]) + 1e-6
-        scores = [b["score"] for b in row["boxes"]]
-        assert scores == sorted(scores, reverse=True)
+        # Each box's probability of being right, by the shipped calibration, at least its
+        # minimum; the boxes most likely right first.
+        confidences = [b["confidence"] for b in row["boxes"]]
+        assert all(minimum <= c < 1 for c in confidences)
+        assert confidences == sorted(confidences, reverse=True)
         assert len(row["top_classes"]) == 5
     top_dog = next(b for b in dog["boxes"] if b["label"] == "dog")
     assert iou((top_dog["x0"], top_dog["y0"], top_dog["x1"], top_dog["y1"]), DOG_BOX) >= 0.5
@@ -167,6 +171,7 @@ def test_help_describes_every_option(capsys):
                  "--vocabulary", "--score-cells", "--engine",
                  "--scales", "--fusion", "--heat", "--threshold", "--thresholds",
                  "--relative-threshold", "--min-box-area", "--min-score", "--refine-boxes",
+                 "--confidence", "--min-confidence",
                  "--map-mode", "--window-stride", "--model", "--weights", "--batch-size",
                  "--max-image-pixels", "--large-model", "--mixed-precision", "--xla", "--tf-threads",
                  "--progress-every",
@@ -257,11 +262,11 @@ def test_the_job_chooses_local_parallelism_unless_the_user_did(argv, expected):
     assert choose_local_parallelism(PipelineOptions(dataflow), dataflow) is None
 
 
-def _dog_photo_labelled(output, flag: str, value: str) -> dict:
-    """The labels row of dog.jpg (synsets dog and bicycle) with ``flag value``, which
-    run.json records under the flag's name."""
+def _dog_photo_labelled(output, flag: str, value: str, *more: str) -> dict:
+    """The labels row of dog.jpg (synsets dog and bicycle) with ``flag value`` (and
+    ``more`` options), which run.json records under the flag's name."""
     assert run(["--input", str(DATA / "dog.jpg"), "--output", str(output), "--synsets",
-                "dog,bicycle", flag, value, *LOCAL]) == 0
+                "dog,bicycle", flag, value, *more, *LOCAL]) == 0
     assert read_run_record(str(output))["config"][flag[2:].replace("-", "_")] == value
     (row,) = table(output, "labels").to_pylist()
     return row
@@ -279,7 +284,10 @@ def test_both_engines_label_alike_and_the_run_records_which_ran(tmp_path, weight
 
 
 def test_boxes_are_refined_by_the_photo_unless_told_not_to(tmp_path, weights_cache):
-    rows = {refine: _dog_photo_labelled(tmp_path / refine, "--refine-boxes", refine)
+    # Without a confidence (the shipped one fits refined boxes only): the components of
+    # the lowest threshold, each refined in its place.
+    rows = {refine: _dog_photo_labelled(tmp_path / refine, "--refine-boxes", refine,
+                                        "--confidence", "none")
             for refine in ("grabcut", "none")}
     assert rows["grabcut"]["heatmaps"] == rows["none"]["heatmaps"]
     refined, plain = rows["grabcut"]["boxes"], rows["none"]["boxes"]

@@ -9,9 +9,13 @@
   vocab/    synsets: WordNet synsets over the ImageNet-1k classes; vocabularies: named
             synsets (voc), top-k vocabularies (concepts); data/: their generated files
   maps/     scales, heatmaps (synset heat, grids, resampling, fusion), multiscale (one
-            image's fused synset maps), boxes (maps → scored boxes), pseudo_masks
-            (a labels row's heat → training targets)
-  quality/  ground_truth, localization (CorLoc, MaxBoxAccV2), calibration (thresholds)
+            image's fused synset maps), boxes (maps → scored components), refine
+            (GrabCut), hypotheses (boxes at several thresholds, the ones kept),
+            confidence (P(box is right), its calibration file; data/: the shipped one),
+            pseudo_masks (a labels row's heat → training targets)
+  quality/  ground_truth, localization (CorLoc, MaxBoxAccV2), detection (VOC07 AP,
+            precision, recall), calibration (thresholds), confidence_fit (fitting the
+            box confidence)
   train/    examples (features, targets), fit: the head trained on the job's labels
   viz/      overlay: pictures and the contact sheet
   export/   labelled (a run's boxes, categories), coco, yolo, pascal_voc, label_studio

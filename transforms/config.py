@@ -4,7 +4,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from transforms.maps.boxes import DEFAULT_MIN_SCORE, DEFAULT_THRESHOLD
+from transforms.maps.boxes import DEFAULT_MIN_SCORE
+from transforms.maps.confidence import LogisticConfidence
+from transforms.maps.hypotheses import DEFAULT_THRESHOLDS
 from transforms.io.decode import DEFAULT_MAX_PIXELS
 from transforms.maps.heatmaps import DEFAULT_FUSION, DEFAULT_HEAT
 from transforms.maps.refine import DEFAULT_REFINEMENT
@@ -24,8 +26,13 @@ class LabelConfig:
     the top-k vocabulary: ``vocabulary`` names a built-in one (concepts, imagenet) or a
     file, whose synsets the launcher reads into ``vocabulary_synsets``.
     ``weights`` is "imagenet" (the model's own) or a path on any Beam filesystem.
-    ``synset_thresholds`` (wnid, threshold) pairs override ``threshold`` for those
+    ``threshold``: the heat levels box hypotheses come from (``transforms.maps.hypotheses``);
+    ``synset_thresholds`` (wnid, threshold) pairs replace them by one level for those
     synsets (a calibration's, see ``transforms.quality.calibration``).
+    ``confidence``: the model that gives each box its probability of being right
+    (``transforms.maps.confidence``; None: boxes have no confidence) and
+    ``confidence_source`` what it came from (file and checksum); boxes under
+    ``min_confidence`` are dropped.
     ``refine_boxes`` "grabcut" refines each box by the photo's colours
     (``transforms.maps.refine``), "none" keeps the heat's components as they are.
     ``head`` is the folder of a trained head (python -m pipeline.train) whose maps
@@ -44,11 +51,14 @@ class LabelConfig:
     score_cells: float = DEFAULT_SCORE_CELLS
     fusion: str = DEFAULT_FUSION
     heat: str = DEFAULT_HEAT
-    threshold: float = DEFAULT_THRESHOLD
+    threshold: tuple[float, ...] = DEFAULT_THRESHOLDS
     synset_thresholds: tuple[tuple[str, float], ...] = ()
     relative_threshold: bool = False
     min_box_area: float = 0.0
     min_score: float = DEFAULT_MIN_SCORE
+    confidence: LogisticConfidence | None = None
+    confidence_source: dict | None = None
+    min_confidence: float = 0.0
     refine_boxes: str = DEFAULT_REFINEMENT  # grabcut: boxes refined by the photo; none
     head: str | None = None
     head_maps: str = DEFAULT_HEAD_MAPS
@@ -73,6 +83,8 @@ class LabelConfig:
             {"wnid": s.wnid, "label": s.label, "classes": len(s.class_indices)}
             for s in self.vocabulary_synsets]
         record["synset_thresholds"] = dict(self.synset_thresholds)
+        record["threshold"] = list(self.threshold)
+        record["confidence"] = self.confidence_source  # the model's file, not its numbers
         return record
 
     def top_k_candidates(self) -> tuple[Synset, ...]:
@@ -81,9 +93,10 @@ class LabelConfig:
 
     def box_options(self) -> dict:
         """Keyword arguments of ``SynsetHeatmaps.boxes``."""
-        return {"threshold": self.threshold, "thresholds": dict(self.synset_thresholds),
+        return {"thresholds": self.threshold, "synset_thresholds": dict(self.synset_thresholds),
                 "relative": self.relative_threshold, "min_area": self.min_box_area,
-                "min_score": self.min_score}
+                "min_score": self.min_score, "confidence": self.confidence,
+                "min_confidence": self.min_confidence}
 
 # Namespace of the job's Beam counters (and of RunInference's BeamML metrics).
 METRICS_NAMESPACE = "fcn_weak_labels"

@@ -154,11 +154,12 @@ class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
 
 
 def result_row(source: SourceFile, result: PredictionResult, config: LabelConfig) -> dict:
-    """The labels row of one image's RunInference result (its ScaledImage and maps);
-    boxes refined by the image's largest input when the config says so."""
+    """The labels row of one image's RunInference result (its ScaledImage and maps):
+    its boxes (refined by the image's largest input when the config says so) and maps."""
     photo = result.example.largest() if config.refine_boxes == "grabcut" else None
-    return label_row(source, result.inference, config.model, config.heat, config.top_k,
-                     config.box_options(), config.keep_scale_maps, photo)
+    boxes = result.inference.boxes(photo=photo, **config.box_options())
+    return label_row(source, result.inference, boxes, config.model, config.heat, config.top_k,
+                     config.keep_scale_maps)
 
 
 class ToLabelRows(beam.DoFn):

@@ -33,7 +33,7 @@ def write_coco(out: Path, images: Iterable[tuple[LabelledImage, str]], index: Ca
                     "id": annotation_id, "image_id": image_id, "category_id": index[box].id,
                     "bbox": [round(v, 2) for v in (box.x0, box.y0, width, height)],
                     "area": round(width * height, 2), "iscrowd": 0,
-                    "score": round(box.score, 4)}))
+                    "score": round(box.rank, 4), "peak_probability": round(box.score, 4)}))
         f.write('], "annotations": [')
         annotations.seek(0)
         shutil.copyfileobj(annotations, f)

@@ -41,9 +41,9 @@ def _task(image: LabelledImage, url: str, index: CategoryIndex, model_version: s
                   "width": 100 * (box.x1 - box.x0) / image.width,
                   "height": 100 * (box.y1 - box.y0) / image.height,
                   "rotation": 0, "rectanglelabels": [index[box].name]},
-        "score": box.score,
+        "score": box.rank,
     } for i, box in enumerate(image.boxes)]
     # The prediction's own score (Label Studio sorts tasks by it): its best box's.
-    score = max((box.score for box in image.boxes), default=0.0)
+    score = max((box.rank for box in image.boxes), default=0.0)
     return {"data": {"image": url},
             "predictions": [{"model_version": model_version, "score": score, "result": results}]}

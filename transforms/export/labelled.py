@@ -56,16 +56,21 @@ class CategoryIndex:
 
 
 def labelled_images(rows: Iterable[dict], min_score: float = 0.0,
-                    max_boxes_per_synset: int | None = None) -> Iterator[LabelledImage]:
+                    max_boxes_per_synset: int | None = None,
+                    min_confidence: float = 0.0) -> Iterator[LabelledImage]:
     """Labels rows (image_uri, width, height, boxes) → images with the boxes kept: score
-    at least ``min_score``, at most ``max_boxes_per_synset`` per synset (the best)."""
+    and confidence at least ``min_score`` and ``min_confidence`` (boxes without a
+    confidence are kept only when it is 0), at most ``max_boxes_per_synset`` per synset
+    (the best: by confidence, else by score)."""
     for row in rows:
         kept: list[LabelBox] = []
         per_synset: dict[str, int] = {}
-        for box in sorted(row_boxes(row), key=lambda b: -b.score):
+        for box in sorted(row_boxes(row), key=lambda b: -b.rank):
             count = per_synset.get(box.synset, 0)
-            if box.score < min_score or (max_boxes_per_synset is not None
-                                         and count >= max_boxes_per_synset):
+            confident = (min_confidence <= 0 if box.confidence is None
+                         else box.confidence >= min_confidence)
+            if box.score < min_score or not confident or (max_boxes_per_synset is not None
+                                                          and count >= max_boxes_per_synset):
                 continue
             per_synset[box.synset] = count + 1
             kept.append(box)

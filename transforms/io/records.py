@@ -3,7 +3,7 @@ their rows."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -11,11 +11,16 @@ import pyarrow as pa
 from transforms.vocab.synsets import class_synset
 
 if TYPE_CHECKING:  # the maps need TensorFlow; readers of the tables (export, render) do not
+    from transforms.maps.boxes import Box
     from transforms.maps.multiscale import SynsetHeatmaps
 
+# ``score``: the synset's peak probability in the box's heat component; ``confidence``:
+# the probability that the box is right (transforms.maps.confidence), null where the run
+# had no confidence model (and in runs made before it existed, which lack the field).
 BOX = pa.struct([
     ("synset", pa.string()), ("label", pa.string()), ("score", pa.float32()),
     ("x0", pa.float32()), ("y0", pa.float32()), ("x1", pa.float32()), ("y1", pa.float32()),
+    ("confidence", pa.float32()),
 ])
 # ``values`` is the heat (see LABELS_SCHEMA's ``heat``), ``probabilities`` the synset's
 # probability per cell, on the same grid; ``score`` the synset's image-level score (its
@@ -66,12 +71,19 @@ class LabelBox:
     y0: float
     x1: float
     y1: float
+    confidence: float | None = None
+
+    @property
+    def rank(self) -> float:
+        """What boxes are ranked by: the confidence where there is one, else the score."""
+        return self.score if self.confidence is None else self.confidence
 
 
 def row_boxes(row: dict) -> list[LabelBox]:
-    """A labels row's boxes, best score first (as written)."""
+    """A labels row's boxes, best first (as written)."""
     return [LabelBox(b["synset"], b["label"], float(b["score"]), float(b["x0"]), float(b["y0"]),
-                     float(b["x1"]), float(b["y1"]))
+                     float(b["x1"]), float(b["y1"]),
+                     None if b.get("confidence") is None else float(b["confidence"]))
             for b in row.get("boxes") or []]
 
 
@@ -101,20 +113,18 @@ class SourceFile:
                 "source_modified": self.modified, "content_sha256": self.sha256}
 
 
-def label_row(source: SourceFile, heatmaps: SynsetHeatmaps, model: str, heat: str, top_k: int,
-              box_options: dict, keep_scale_maps: bool = False,
-              photo: np.ndarray | None = None) -> dict:
-    """One labels row: boxes of every synset sorted by score (refined by ``photo``, the
-    image, when given), the fused heatmaps and probability maps (row-major), the image's
-    top classes and, if asked for, every scale's heatmaps."""
-    boxes = [
+def label_row(source: SourceFile, heatmaps: SynsetHeatmaps, boxes: Mapping[str, Sequence[Box]],
+              model: str, heat: str, top_k: int, keep_scale_maps: bool = False) -> dict:
+    """One labels row: the ``boxes`` of every synset (by wnid) best first (by confidence
+    where they have one, else by score), the fused heatmaps and probability maps
+    (row-major), the image's top classes and, if asked for, every scale's heatmaps."""
+    rows = [
         {"synset": synset.wnid, "label": synset.label, "score": box.score,
-         "x0": box.x0, "y0": box.y0, "x1": box.x1, "y1": box.y1}
-        for synset, synset_boxes in zip(heatmaps.synsets,
-                                        heatmaps.boxes(photo=photo, **box_options).values())
-        for box in synset_boxes
+         "x0": box.x0, "y0": box.y0, "x1": box.x1, "y1": box.y1, "confidence": box.confidence}
+        for synset in heatmaps.synsets for box in boxes.get(synset.wnid, ())
     ]
-    boxes.sort(key=lambda b: b["score"], reverse=True)
+    rows.sort(key=lambda b: b["score"] if b["confidence"] is None else b["confidence"],
+              reverse=True)
     height, width = heatmaps.grid.shape
     top_classes = [(class_synset(index), score) for index, score in heatmaps.top_classes(top_k)]
     return {
@@ -123,7 +133,7 @@ def label_row(source: SourceFile, heatmaps: SynsetHeatmaps, model: str, heat: st
         "height": heatmaps.image_size[0],
         "model": model,
         "heat": heat,
-        "boxes": boxes,
+        "boxes": rows,
         "heatmaps": [
             {"synset": synset.wnid, "label": synset.label, "score": float(heatmaps.scores[i]),
              "height": height, "width": width,

@@ -1,1 +1,2 @@
-"""From class logits to labels: scales, synset heatmaps, multi-scale fusion, boxes."""
+"""From class logits to labels: scales, synset heatmaps, multi-scale fusion, boxes and
+their confidence."""

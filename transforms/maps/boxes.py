@@ -29,7 +29,8 @@ class Box:
 
     ``score`` is the peak inside the component of the heat or of the score map given
     (the synset's probability), ``mean`` its mean heat and ``area`` its size in image
-    pixels (the component, not the box).
+    pixels (the component, not the box). ``confidence``: the probability that the box is
+    right, where a confidence model gave one (``transforms.maps.hypotheses``); else None.
     """
 
     x0: float
@@ -39,6 +40,20 @@ class Box:
     score: float
     mean: float
     area: float
+    confidence: float | None = None
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, 4) × (m, 4) boxes as x0, y0, x1, y1 → (n, m) intersection over union."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    width = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    height = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.clip(width, 0, None) * np.clip(height, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def raster_shape(grid: MapGrid, image_size: tuple[int, int],
@@ -102,6 +117,49 @@ def boxes_from_heatmap(heatmap: np.ndarray, grid: MapGrid, image_size: tuple[int
     return raster_boxes(raster, cutoff, image_size, min_area, score_raster, min_score, photo)
 
 
+@dataclass(frozen=True)
+class Component:
+    """A connected component of a thresholded raster: its bounding ``rows`` and ``cols``
+    (raster slices), ``inside`` (its own pixels in that box), its score (the peak of the
+    score raster in it), mean and summed heat, and size in raster pixels."""
+
+    rows: slice
+    cols: slice
+    inside: np.ndarray
+    score: float
+    mean: float
+    heat: float
+    pixels: int
+
+
+def components(raster: np.ndarray, cutoff: float, score_raster: np.ndarray | None = None,
+               min_pixels: float = 0, min_score: float = 0.0) -> list[Component]:
+    """The connected components of ``raster >= cutoff`` with at least ``min_pixels``
+    pixels and a score (the peak of ``score_raster``, None: of ``raster``) of at least
+    ``min_score``, best score first (then mean heat)."""
+    labels, _ = ndimage.label(raster >= cutoff, structure=_EIGHT_CONNECTED)
+    score_raster = raster if score_raster is None else score_raster
+    found = []
+    # Measured inside each component's bounding slice: ndimage.maximum & co. would scan
+    # the whole raster once per statistic.
+    for label, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
+        inside = labels[rows, cols] == label
+        values = raster[rows, cols][inside]
+        score = float(score_raster[rows, cols][inside].max())
+        if values.size >= min_pixels and score >= min_score:
+            found.append(Component(rows, cols, inside, score, float(values.mean()),
+                                   float(values.sum()), values.size))
+    found.sort(key=lambda c: (c.score, c.mean), reverse=True)
+    return found
+
+
+def raster_box(rows: slice, cols: slice, raster_shape: tuple[int, int],
+               image_size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """Raster slices → (x0, y0, x1, y1) in the image's pixels."""
+    sy, sx = image_size[0] / raster_shape[0], image_size[1] / raster_shape[1]
+    return cols.start * sx, rows.start * sy, cols.stop * sx, rows.stop * sy
+
+
 def raster_boxes(raster: np.ndarray, cutoff: float, image_size: tuple[int, int],
                  min_area: float = 0.0, score_raster: np.ndarray | None = None,
                  min_score: float = 0.0, photo: np.ndarray | None = None,
@@ -114,24 +172,12 @@ def raster_boxes(raster: np.ndarray, cutoff: float, image_size: tuple[int, int],
     (``refine.grabcut_extent``); score, mean and area stay the component's, so the order
     is the components' and only the boxes returned are refined. Threshold sweeps upsample
     once and call this per threshold."""
-    labels, _ = ndimage.label(raster >= cutoff, structure=_EIGHT_CONNECTED)
     sy, sx = image_size[0] / raster.shape[0], image_size[1] / raster.shape[1]
-    score_raster = raster if score_raster is None else score_raster
-    min_pixels = min_area * raster.size
-    components = []
-    # Measured inside each component's bounding slice: ndimage.maximum & co. would scan
-    # the whole raster once per statistic.
-    for label, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
-        inside = labels[rows, cols] == label
-        values = raster[rows, cols][inside]
-        score = float(score_raster[rows, cols][inside].max())
-        if values.size >= min_pixels and score >= min_score:
-            components.append((score, float(values.mean()), values.size, rows, cols, inside))
-    components.sort(key=lambda c: (c[0], c[1]), reverse=True)
     boxes = []
-    for score, mean, pixels, rows, cols, inside in components[:limit]:
+    for c in components(raster, cutoff, score_raster, min_area * raster.size, min_score)[:limit]:
+        rows, cols = c.rows, c.cols
         if photo is not None:
-            rows, cols = grabcut_extent(photo, raster, rows, cols, inside, cutoff)
-        boxes.append(Box(x0=cols.start * sx, y0=rows.start * sy, x1=cols.stop * sx,
-                         y1=rows.stop * sy, score=score, mean=mean, area=float(pixels * sy * sx)))
+            rows, cols = grabcut_extent(photo, raster, rows, cols, c.inside, cutoff)
+        boxes.append(Box(*raster_box(rows, cols, raster.shape, image_size), score=c.score,
+                         mean=c.mean, area=float(c.pixels * sy * sx)))
     return boxes

@@ -16,8 +16,9 @@ import numpy as np
 from PIL import Image
 from scipy import sparse, special
 
-from transforms.maps.boxes import (DEFAULT_THRESHOLD, PIXELS_PER_CELL, Box, boxes_from_heatmap,
-                                   raster_shape)
+from transforms.maps.boxes import PIXELS_PER_CELL, Box, raster_shape, upsample
+from transforms.maps.hypotheses import (DEFAULT_THRESHOLDS, NMS_IOU, ConfidenceModel, kept_boxes,
+                                        refine_gate, synset_evidence, synset_hypotheses)
 from transforms.maps.refine import resize_photo
 from transforms.model.backbones import Backbone
 from transforms.model.fcn import ResponseMapper, map_size
@@ -95,21 +96,40 @@ class SynsetHeatmaps:
     scores: np.ndarray
     class_scores: np.ndarray
 
-    def boxes(self, threshold: float = DEFAULT_THRESHOLD,
-              thresholds: Mapping[str, float] | None = None, photo: np.ndarray | None = None,
-              pixels_per_cell: int | None = PIXELS_PER_CELL, **kwargs) -> dict[str, list[Box]]:
-        """Boxes per synset wnid, scored by the synset's peak probability in each box's
-        component. A synset's threshold is ``thresholds[wnid]`` if given there, else
-        ``threshold``; with ``photo`` (the image, any size) boxes are refined by GrabCut;
-        other keyword arguments as ``boxes_from_heatmap``."""
-        thresholds = thresholds or {}
+    def boxes(self, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+              synset_thresholds: Mapping[str, float] | None = None, relative: bool = False,
+              min_area: float = 0.0, min_score: float = 0.0, photo: np.ndarray | None = None,
+              confidence: ConfidenceModel | None = None, min_confidence: float = 0.0,
+              pixels_per_cell: int | None = PIXELS_PER_CELL) -> dict[str, list[Box]]:
+        """Boxes per synset wnid, best first (``transforms.maps.hypotheses``): the
+        components of its heat at each of ``thresholds`` (or at its one threshold in
+        ``synset_thresholds``) with at least ``min_area`` of the image and a peak
+        probability (the box's score) of at least ``min_score``, refined by GrabCut on
+        ``photo`` (the image, any size) when given; with a ``confidence`` model, each with
+        its probability of being right, those under ``min_confidence`` dropped; one box
+        per object (non-maximum suppression)."""
+        synset_thresholds = synset_thresholds or {}
+        shape = raster_shape(self.grid, self.image_size, pixels_per_cell)
         if photo is not None:  # once for all synsets: their rasters share a shape
-            photo = resize_photo(photo, raster_shape(self.grid, self.image_size, pixels_per_cell))
-        return {s.wnid: boxes_from_heatmap(self.fused[..., i], self.grid, self.image_size,
-                                           thresholds.get(s.wnid, threshold),
-                                           pixels_per_cell=pixels_per_cell,
-                                           scores=self.probability[..., i], photo=photo, **kwargs)
-                for i, s in enumerate(self.synsets)}
+            photo = resize_photo(photo, shape)
+        evidence = synset_evidence(self.scores)
+        # A bilinear raster never exceeds its grid's largest value: a synset whose
+        # probability stays under min_score everywhere has no box, and is not upsampled.
+        boxed = [i for i in range(len(self.synsets))
+                 if self.probability[..., i].max(initial=0.0) >= min_score]
+        heat = upsample(self.fused[..., boxed], self.grid, self.image_size, pixels_per_cell)
+        scores = upsample(self.probability[..., boxed], self.grid, self.image_size, pixels_per_cell)
+        result = {s.wnid: [] for s in self.synsets}
+        for channel, i in enumerate(boxed):
+            wnid = self.synsets[i].wnid
+            levels = ((synset_thresholds[wnid],) if wnid in synset_thresholds
+                      else tuple(thresholds))
+            hypotheses = synset_hypotheses(heat[..., channel], scores[..., channel],
+                                           self.image_size, evidence[i], levels, relative,
+                                           min_area, min_score, photo, confidence,
+                                           refine_gate(min_confidence))
+            result[wnid] = kept_boxes(hypotheses, NMS_IOU, min_confidence)
+        return result
 
     def top_classes(self, k: int) -> list[tuple[int, float]]:
         """The k best (class index, score) pairs, best first."""

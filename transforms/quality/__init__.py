@@ -1,1 +1,2 @@
-"""How good the labels are: ground truth, localization metrics, threshold calibration."""
+"""How good the labels are: ground truth, localization and detection metrics, threshold
+calibration, fitting the boxes' confidence."""

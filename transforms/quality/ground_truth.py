@@ -4,8 +4,8 @@
 Boxes come out as x0, y0, x1, y1 in pixels with x0, y0 inclusive and x1, y1 exclusive,
 as the pipeline writes them. VOC's corners are 1-based and inclusive (xmin 1 is the first
 column), so x0 = xmin - 1, x1 = xmax; COCO's [x, y, width, height] and the simple format
-are 0-based already. Objects marked ``difficult`` in VOC are left out, as VOC's own
-evaluation does.
+are 0-based already. Objects marked ``difficult`` in VOC are left out of the pairs, as
+VOC's own evaluation does, and kept apart: a detection measure ignores boxes on them.
 
 Dataset class names become synsets through a vocabulary {class name: synset} (see
 ``transforms.vocab.vocabularies``: ``voc`` is built in); classes it does not name are counted
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ElementTree
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -42,8 +42,14 @@ class GroundTruth:
 
 @dataclass(frozen=True)
 class GroundTruthSet:
+    """The (image, synset) pairs of objects to find; the objects marked difficult, as
+    pairs of their own; every annotated image's file name, with objects of a mapped
+    class or not."""
+
     pairs: list[GroundTruth]
     unmapped: Counter  # class name → objects left out because no synset was mapped
+    difficult: list[GroundTruth] = field(default_factory=list)
+    images: tuple[str, ...] = ()
 
 
 def read_ground_truth(path: str | Path, classes: Mapping[str, Synset] | None = None,
@@ -80,8 +86,9 @@ def _load_json(path: Path):
         raise GroundTruthError(f"{path}: not readable JSON ({e})") from None
 
 
-# (image file name, class name, (x0, y0, x1, y1)) per object.
-Object = tuple[str, str, tuple[float, float, float, float]]
+# (image file name, class name, (x0, y0, x1, y1), difficult) per object; an image without
+# objects appears once with class name None, so that the set knows every image.
+Object = tuple[str, str | None, tuple[float, float, float, float] | None, bool]
 
 
 def _voc_objects(path: Path) -> Iterable[Object]:
@@ -92,12 +99,12 @@ def _voc_objects(path: Path) -> Iterable[Object]:
         try:
             root = ElementTree.parse(file).getroot()
             image = root.findtext("filename", "").strip() or file.with_suffix(".jpg").name
+            yield image, None, None, False
             for obj in root.iter("object"):
-                if obj.findtext("difficult", "0").strip() == "1":
-                    continue
                 box = obj.find("bndbox")
                 xmin, ymin, xmax, ymax = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
-                yield image, obj.findtext("name", "").strip(), (xmin - 1, ymin - 1, xmax, ymax)
+                yield (image, obj.findtext("name", "").strip(), (xmin - 1, ymin - 1, xmax, ymax),
+                       obj.findtext("difficult", "0").strip() == "1")
         except (ElementTree.ParseError, AttributeError, TypeError, ValueError) as e:
             raise GroundTruthError(f"{file}: not a PASCAL VOC annotation ({e})") from None
 
@@ -107,9 +114,11 @@ def _coco_objects(path: Path) -> Iterable[Object]:
     try:
         images = {image["id"]: image["file_name"] for image in data["images"]}
         categories = {c["id"]: c["name"] for c in data["categories"]}
+        for name in images.values():
+            yield name, None, None, False
         for a in data["annotations"]:
             x, y, w, h = (float(v) for v in a["bbox"])
-            yield images[a["image_id"]], categories[a["category_id"]], (x, y, x + w, y + h)
+            yield images[a["image_id"]], categories[a["category_id"]], (x, y, x + w, y + h), False
     except (KeyError, TypeError, ValueError) as e:
         raise GroundTruthError(f"{path}: not COCO JSON (missing or bad {e})") from None
 
@@ -118,9 +127,10 @@ def _simple_objects(path: Path) -> Iterable[Object]:
     data = _load_json(path)
     try:
         for entry in data:
+            yield entry["image"], None, None, False
             for box in entry["boxes"]:
                 x0, y0, x1, y1 = (float(v) for v in box)
-                yield entry["image"], entry["synset"], (x0, y0, x1, y1)
+                yield entry["image"], entry["synset"], (x0, y0, x1, y1), False
     except (KeyError, TypeError, ValueError) as e:
         raise GroundTruthError(f"{path}: entries need image, synset and boxes "
                                f"[[x0, y0, x1, y1], …] (bad {e})") from None
@@ -140,14 +150,22 @@ def _synset_lookup(classes: Mapping[str, Synset] | None):
 
 
 def _pairs(objects: Iterable[Object], lookup) -> GroundTruthSet:
-    boxes: dict[tuple[str, Synset], list] = defaultdict(list)
+    boxes: dict[bool, dict[tuple[str, Synset], list]] = {False: defaultdict(list),
+                                                         True: defaultdict(list)}
     unmapped: Counter = Counter()
-    for image, name, box in objects:
+    images: dict[str, None] = {}
+    for image, name, box, difficult in objects:
+        images[image] = None
+        if name is None:
+            continue
         synset = lookup(name)
         if synset is None:
-            unmapped[name] += 1
+            if not difficult:
+                unmapped[name] += 1
         else:
-            boxes[image, synset].append(box)
-    pairs = [GroundTruth(image, synset, np.array(b, np.float64))
-             for (image, synset), b in sorted(boxes.items(), key=lambda kv: (kv[0][0], kv[0][1].wnid))]
-    return GroundTruthSet(pairs, unmapped)
+            boxes[difficult][image, synset].append(box)
+    pairs, difficult = (
+        [GroundTruth(image, synset, np.array(b, np.float64))
+         for (image, synset), b in sorted(found.items(), key=lambda kv: (kv[0][0], kv[0][1].wnid))]
+        for found in (boxes[False], boxes[True]))
+    return GroundTruthSet(pairs, unmapped, difficult, tuple(images))

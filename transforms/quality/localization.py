@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from transforms.maps.boxes import PIXELS_PER_CELL, Box, raster_boxes, upsample
+from transforms.maps.boxes import PIXELS_PER_CELL, Box, iou_matrix, raster_boxes, upsample
 from transforms.maps.heatmaps import MapGrid, min_max_normalized
 
 IOU_THRESHOLDS = (0.3, 0.5, 0.7)
@@ -34,19 +34,6 @@ HEAT_THRESHOLDS = np.round(np.arange(0.0, 1.0, 0.01), 2)
 # the image's sides (thresholds sweep the box size, so the width only sets the spacing).
 _CENTRE_CELLS = 32
 _CENTRE_SIGMA = 0.25
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, 4) × (m, 4) boxes as x0, y0, x1, y1 → (n, m) intersection over union."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    width = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    height = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(width, 0, None) * np.clip(height, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def best_iou(boxes: np.ndarray, truth: np.ndarray) -> float:

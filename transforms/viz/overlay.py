@@ -176,19 +176,19 @@ def _text_size(draw: ImageDraw.ImageDraw, text: str, face) -> tuple[int, int]:
 def draw_boxes(draw: ImageDraw.ImageDraw, boxes: Sequence[LabelBox], image_size: tuple[int, int],
                 panel: tuple[int, int, int, int], font_size: int, line: int) -> None:
     """Draw ``boxes`` (original pixels of an image of ``image_size`` (H, W)) into the
-    panel ``(x, y, w, h)`` of ``draw``, labelled with label and score. The best box is
-    drawn last, over the others and their labels."""
+    panel ``(x, y, w, h)`` of ``draw``, labelled with label and confidence (where the run
+    gave one, else score). The best box is drawn last, over the others and their labels."""
     px, py, pw, ph = panel
     sy, sx = ph / image_size[0], pw / image_size[1]
     face = font(font_size)
-    for box in sorted(boxes, key=lambda b: b.score):
+    for box in sorted(boxes, key=lambda b: b.rank):
         # x1, y1 are exclusive; Pillow's rectangle includes both corners.
         x0 = px + min(pw - 1, round(box.x0 * sx))
         y0 = py + min(ph - 1, round(box.y0 * sy))
         x1 = px + max(x0 - px, round(box.x1 * sx) - 1)
         y1 = py + max(y0 - py, round(box.y1 * sy) - 1)
         draw.rectangle((x0, y0, x1, y1), outline=BOX_COLOUR, width=line)
-        text = f"{box.label} {box.score:.2f}"
+        text = f"{box.label} {box.rank:.2f}"
         tw, th = _text_size(draw, text, face)
         pad = max(1, font_size // 6)
         lw, lh = tw + 2 * pad, th + 2 * pad
@@ -439,17 +439,17 @@ def contact_sheet_html(entries: Iterable[SheetEntry], title: str, note: str = ""
     esc = html.escape
     rows = []
     # Pre-sorted as the script sorts on load, so the page reads right even without script.
-    ordered = sorted(entries, key=lambda e: (e.best is None, -(e.best.score if e.best else 0),
+    ordered = sorted(entries, key=lambda e: (e.best is None, -(e.best.rank if e.best else 0),
                                              file_name(e.uri), e.uri))
     for e in ordered:
         name = file_name(e.uri)
-        best = (f"{esc(e.best.label)} <b>{e.best.score:.2f}</b>"
+        best = (f"{esc(e.best.label)} <b>{e.best.rank:.2f}</b>"
                 f"<div class=\"uri\">{e.boxes} box{'es' if e.boxes != 1 else ''}</div>"
                 if e.best else '<span class="none">no box</span>')
         top = "".join(f"<li>{esc(label)} {score:.3f}</li>" for label, score in e.top_classes)
         scales = (f' · <a href="{_href(e.scales)}">per-scale maps</a>' if e.scales else "")
         rows.append(
-            f'<tr data-score="{"" if e.best is None else repr(float(e.best.score))}" '
+            f'<tr data-score="{"" if e.best is None else repr(float(e.best.rank))}" '
             f'data-name="{esc(name, quote=True)}" data-uri="{esc(e.uri, quote=True)}">'
             f'<td class="thumb"><a href="{_href(e.picture)}"><img src="{_href(e.thumbnail)}" '
             f'alt="{esc(name, quote=True)}" loading="lazy"></a></td>'

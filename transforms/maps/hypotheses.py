@@ -1,0 +1,255 @@
+"""A synset's boxes from its heatmap: hypotheses at several thresholds, each with the
+probability that it is right, the best kept.
+
+One threshold cannot suit every object: a low one keeps a whole object whose heat is
+weak at its edges but melts objects side by side into one box, a high one splits them
+and shrinks a small object's box to its hot core. So the heat is thresholded at several
+levels (``DEFAULT_THRESHOLDS``); every connected component at every level is a
+*hypothesis*: its box and, refined by GrabCut on the photo (``refine.py``), the box of
+the object its colours separate. A confidence model (``confidence.py``) gives each
+hypothesis the probability that it is right, from what the job knows of it
+(``FEATURES``: its peak probability, the synset's image-level score, how much heat it
+holds, whether it stays the same box from one threshold to the next, …). Per synset the
+most confident hypothesis is kept first and every hypothesis overlapping a kept one by
+more than ``NMS_IOU`` is dropped (non-maximum suppression), so one object gets one box
+and objects side by side keep theirs; what falls under the minimum confidence is dropped.
+
+Without a confidence model nothing tells a component from the smaller ones inside it at
+higher levels: the boxes are the components of the lowest threshold, ranked by their
+peak probability (the ``score``), each refined, with no confidence.
+
+Measured on PASCAL VOC photos: benchmarks/README.md, "Boxes a user can train on".
+Plain numpy/scipy/OpenCV: nothing here knows about Beam.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from transforms.maps.boxes import Box, Component, components, iou_matrix, raster_box
+from transforms.maps.refine import grabcut_extent
+
+# The levels of (normalised 0-1) heat the hypotheses come from: dense where most objects'
+# edges lie. On voc07-dev (2-fold) each level added to 0.2-0.7 raised the mean AP;
+# 0.15 and 0.25 most (benchmarks/README.md).
+DEFAULT_THRESHOLDS = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8)
+# A hypothesis overlapping a more confident box of its synset by more than this IoU is
+# the same object: dropped (0.3-0.6 measured; 0.5 gave the best AP).
+NMS_IOU = 0.5
+# GrabCut is the job's most expensive step after the network: a component whose own box
+# is this unlikely to be right, or less than half as likely as the boxes a run keeps, is
+# not refined (``refine_gate``). On voc07-dev: 7.5 components per photo refined with
+# --synsets voc (12 at 0.02; 61 hypotheses in all), AP within 0.2 of refining from 0.02;
+# in top-k mode 9.4 (20 at 0.02) (benchmarks/README.md).
+REFINE_CONFIDENCE = 0.05
+
+# What the confidence model can read of a hypothesis, in this order (``features``).
+FEATURES = (
+    "log_peak",               # log of the synset's peak probability in the component (the score)
+    "log_image_score",        # log of the synset's image-level score
+    "log_image_score_ratio",  # ... over the best image-level score among the image's synsets
+    "log_synset_rank",        # log(1 + rank of the synset by image-level score in the image)
+    "threshold",              # the heat level the component comes from
+    "mean_heat",              # the component's mean heat
+    "log_component_share",    # log of the component's share of the image
+    "log_box_share",          # log of the box's share of the image
+    "log_refined_share",      # log of the box's area over its component's box (0: not refined)
+    "log_component_rank",     # log(1 + rank among its level's components, by peak)
+    "log_components",         # log of the number of components at its level
+    "log_peak_ratio",         # log of its peak over the synset's peak anywhere in the image
+    "heat_share",             # its heat over all components' at its level
+    "border",                 # 1 if the box touches the image's border
+    "log_aspect",             # log of the box's width over its height
+    "refined",                # 1 for a box refined by GrabCut, 0 for a component's box
+    "log_same_box",           # log(1 + other levels' components whose box has IoU > 0.7 with it)
+    "log_overlapping",        # log(1 + other levels' components whose box has IoU > 0.5 with it)
+    "log_hypotheses",         # log of the synset's components over all levels
+)
+_EPS = 1e-6
+
+
+class ConfidenceModel(Protocol):
+    """What scores hypotheses: (n, len(FEATURES)) features → (n,) probabilities."""
+
+    def predict(self, features: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class SynsetEvidence:
+    """What the image says of a synset as a whole: its image-level score, the best
+    image-level score among the image's synsets, and its rank among them (0: best)."""
+
+    score: float
+    best_score: float
+    rank: int
+
+
+def synset_evidence(scores: np.ndarray) -> list[SynsetEvidence]:
+    """Each synset's evidence from the image-level scores of the image's synsets."""
+    scores = np.asarray(scores, np.float64)
+    best = float(scores.max()) if scores.size else 0.0
+    return [SynsetEvidence(float(s), best, int((scores > s).sum())) for s in scores]
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A box of one synset: a component's (``refined`` False) or that component's
+    refined by GrabCut; ``features`` as ``FEATURES`` name them."""
+
+    box: Box
+    threshold: float
+    refined: bool
+    features: np.ndarray
+    component: int  # index among the synset's components (all levels), which it comes from
+
+
+@dataclass(frozen=True)
+class _Level:
+    """The components of one threshold."""
+
+    threshold: float
+    cutoff: float
+    found: list[Component]
+
+
+def _features(component: Component, level: _Level, rank: int, box: tuple, component_box: tuple,
+              refined: bool, evidence: SynsetEvidence, peak: float, raster_size: int,
+              image_size: tuple[int, int], level_boxes: np.ndarray,
+              component_levels: np.ndarray) -> np.ndarray:
+    height, width = image_size
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    component_area = (component_box[2] - component_box[0]) * (component_box[3] - component_box[1])
+    others = level_boxes[component_levels != level.threshold]
+    ious = iou_matrix(box, others)[0] if len(others) else np.zeros(0)
+    touches = box[0] <= 0.5 or box[1] <= 0.5 or box[2] >= width - 0.5 or box[3] >= height - 0.5
+    values = {
+        "log_peak": np.log(component.score + _EPS),
+        "log_image_score": np.log(evidence.score + _EPS),
+        "log_image_score_ratio": np.log((evidence.score + _EPS) / (evidence.best_score + _EPS)),
+        "log_synset_rank": np.log1p(evidence.rank),
+        "threshold": level.threshold,
+        "mean_heat": component.mean,
+        "log_component_share": np.log(component.pixels / raster_size),
+        "log_box_share": np.log(area / (height * width) + _EPS),
+        "log_refined_share": np.log((area + _EPS) / (component_area + _EPS)),
+        "log_component_rank": np.log1p(rank),
+        "log_components": np.log(len(level.found)),
+        "log_peak_ratio": np.log((component.score + _EPS) / (peak + _EPS)),
+        "heat_share": component.heat / max(_EPS, sum(c.heat for c in level.found)),
+        "border": float(touches),
+        "log_aspect": np.log((box[2] - box[0] + _EPS) / (box[3] - box[1] + _EPS)),
+        "refined": float(refined),
+        "log_same_box": np.log1p(int((ious > 0.7).sum())),
+        "log_overlapping": np.log1p(int((ious > 0.5).sum())),
+        "log_hypotheses": np.log(len(level_boxes)),
+    }
+    return np.array([values[name] for name in FEATURES], np.float64)
+
+
+def synset_hypotheses(raster: np.ndarray, score_raster: np.ndarray, image_size: tuple[int, int],
+                      evidence: SynsetEvidence,
+                      thresholds: Sequence[float] = DEFAULT_THRESHOLDS, relative: bool = False,
+                      min_area: float = 0.0, min_score: float = 0.0,
+                      photo: np.ndarray | None = None, model: ConfidenceModel | None = None,
+                      refine_confidence: float = REFINE_CONFIDENCE,
+                      refine_all: bool = False) -> list[Hypothesis]:
+    """Every hypothesis of one synset: each component of ``raster`` (its heat laid over
+    an image of ``image_size``) at each of ``thresholds`` (fractions of the raster's
+    maximum with ``relative``) with at least ``min_area`` of the image and a peak of
+    ``score_raster`` (its probability) of at least ``min_score``; with ``photo`` (the
+    image at the raster's shape), also each component's box refined by GrabCut: with a
+    ``model``, the components whose own box it gives at least ``refine_confidence`` (or
+    every one, ``refine_all``), each hypothesis with its confidence; without one, the
+    components' boxes of the lowest threshold only, each in its component's place (or,
+    with ``refine_all``, every level's and each component's box as another hypothesis:
+    what a confidence is fitted on)."""
+    peak = float(raster.max())
+    if model is None and not refine_all:
+        # Nothing tells a component from the components inside it at higher levels: the
+        # lowest level's are the boxes (the plain components of one threshold).
+        thresholds = [min(thresholds)]
+    levels = []
+    for threshold in thresholds:
+        cutoff = threshold * peak if relative else threshold
+        levels.append(_Level(threshold, cutoff,
+                             components(raster, cutoff, score_raster, min_area * raster.size,
+                                        min_score)))
+    found = [(level, rank, c) for level in levels for rank, c in enumerate(level.found)]
+    if not found:
+        return []
+    shape = raster.shape
+    component_boxes = np.array([raster_box(c.rows, c.cols, shape, image_size) for _, _, c in found])
+    component_levels = np.array([level.threshold for level, _, _ in found])
+    synset_peak = float(score_raster.max())
+    sy, sx = image_size[0] / shape[0], image_size[1] / shape[1]
+
+    def hypothesis(index: int, rows: slice, cols: slice, refined: bool) -> Hypothesis:
+        level, rank, c = found[index]
+        box = raster_box(rows, cols, shape, image_size)
+        features = _features(c, level, rank, box, tuple(component_boxes[index]), refined,
+                             evidence, synset_peak, raster.size, image_size, component_boxes,
+                             component_levels)
+        return Hypothesis(Box(*box, score=c.score, mean=c.mean, area=float(c.pixels * sy * sx)),
+                          level.threshold, refined, features, index)
+
+    plain = [hypothesis(i, c.rows, c.cols, False) for i, (_, _, c) in enumerate(found)]
+    if photo is None:
+        return with_confidence(plain, model) if model is not None else plain
+    if model is None and not refine_all:  # each box refined in place of its component's
+        return [_refined(h, found, photo, raster, hypothesis, keep_plain=True) for h in plain]
+    if model is not None:
+        plain = with_confidence(plain, model)
+    refined = [_refined(h, found, photo, raster, hypothesis) for h in plain
+               if refine_all or h.box.confidence >= refine_confidence]
+    refined = [h for h in refined if h is not None]
+    return plain + (with_confidence(refined, model) if model is not None else refined)
+
+
+def _refined(h: Hypothesis, found: list, photo: np.ndarray, raster: np.ndarray, hypothesis,
+             keep_plain: bool = False) -> Hypothesis | None:
+    """The hypothesis of ``h``'s component refined by GrabCut; where GrabCut leaves the
+    box as it is, None (or ``h`` itself with ``keep_plain``)."""
+    level, _, c = found[h.component]
+    rows, cols = grabcut_extent(photo, raster, c.rows, c.cols, c.inside, level.cutoff)
+    if (rows, cols) == (c.rows, c.cols):
+        return h if keep_plain else None
+    return hypothesis(h.component, rows, cols, True)
+
+
+def refine_gate(min_confidence: float) -> float:
+    """The confidence of a component's own box under which it is not refined, for a run
+    keeping boxes of at least ``min_confidence``."""
+    return max(REFINE_CONFIDENCE, min_confidence / 2)
+
+
+def with_confidence(hypotheses: Sequence[Hypothesis], model: ConfidenceModel) -> list[Hypothesis]:
+    """The hypotheses with the model's confidence in their boxes."""
+    if not hypotheses:
+        return []
+    confidence = model.predict(np.stack([h.features for h in hypotheses]))
+    return [replace(h, box=replace(h.box, confidence=float(p))) for h, p in zip(hypotheses, confidence)]
+
+
+def ranking_key(box: Box) -> tuple[float, float]:
+    """Best first: by confidence where there is one, else by score, then mean heat."""
+    return (box.score if box.confidence is None else box.confidence, box.mean)
+
+
+def kept_boxes(hypotheses: Sequence[Hypothesis], nms_iou: float = NMS_IOU,
+               min_confidence: float = 0.0) -> list[Box]:
+    """The boxes kept of one synset's hypotheses, best first: greedily the best, each
+    dropping the rest that overlap it by more than ``nms_iou``; then those under
+    ``min_confidence`` dropped (where hypotheses have a confidence)."""
+    order = sorted(hypotheses, key=lambda h: ranking_key(h.box), reverse=True)
+    kept: list[Box] = []
+    for h in order:
+        box = h.box
+        if box.confidence is not None and box.confidence < min_confidence:
+            break
+        coords = (box.x0, box.y0, box.x1, box.y1)
+        if kept and iou_matrix(coords, [(k.x0, k.y0, k.x1, k.y1) for k in kept]).max() > nms_iou:
+            continue
+        kept.append(box)
+    return kept
