@@ -34,13 +34,11 @@ import numpy as np
 
 from benchmarks.common import machine, table
 from benchmarks.localization import halves, is_voc_folder, label, voc_benchmark_parser
-from pipeline.evaluate import (LABEL_COLUMNS, LabelsIndex, detection_quality,
-                               truth_lookup)
-from pipeline.outputs import read_image_bytes, read_table
-from transforms.io.decode import decode_image
-from transforms.maps.confidence import (DEFAULT_CALIBRATION, ConfidenceCalibration, calibration_settings,
-                                        merged, shipped_calibration)
-from transforms.quality.confidence_fit import MODE_FEATURES, fit_confidence, row_hypotheses
+from pipeline.evaluate import (LABEL_COLUMNS, LabelsIndex, detection_quality, image_hypotheses,
+                               labelled_images, truth_lookup)
+from pipeline.outputs import read_table
+from transforms.maps.confidence import DEFAULT_CALIBRATION, merged, shipped_calibration
+from transforms.quality.confidence_fit import fit_calibration
 from transforms.quality.detection import objects_by_pair
 from transforms.quality.ground_truth import GroundTruthSet, read_ground_truth
 from transforms.quality.localization import CORLOC_IOU, best_iou
@@ -55,23 +53,9 @@ SWEEP = (0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 def hypotheses(labels: Path, config: dict, truth: GroundTruthSet, lookup: dict) -> list:
     """Every image's hypotheses, made again from a run's maps and photos (two processes)."""
     index = LabelsIndex(read_table(str(labels), "labels", LABEL_COLUMNS).to_pylist())
-    work = [(index.find(image), image) for image in truth.images]
     with Pool(2) as pool:
-        return pool.starmap(_image_hypotheses, [(row, image, config, lookup) for row, image in work
-                                                if row is not None], chunksize=4)
-
-
-def _image_hypotheses(row: dict, image: str, config: dict, lookup: dict):
-    photo = (decode_image(read_image_bytes(row["image_uri"]), max_pixels=config["max_pixels"]).pixels
-             if config.get("refine_boxes") == "grabcut" else None)
-    return row_hypotheses(row, config, photo, image, lookup.get)
-
-
-def calibration(images: list, truth: GroundTruthSet, config: dict, mode: str, minimum: float,
-                source: dict) -> ConfidenceCalibration:
-    model = fit_confidence(images, objects_by_pair(truth), MODE_FEATURES[mode], minimum)
-    return ConfidenceCalibration(calibration_settings(config, mode), {mode: model}, {mode: minimum},
-                       {mode: source})
+        return pool.starmap(image_hypotheses, [(image, row, config, lookup) for image, row
+                                               in labelled_images(index, truth)], chunksize=4)
 
 
 def held_out_rows(work: Path, mode: str, job_args: list[str], folds, images: list, truth,
@@ -82,8 +66,9 @@ def held_out_rows(work: Path, mode: str, job_args: list[str], folds, images: lis
     for i in (0, 1):
         fitted_on = {Path(p).name for p in folds[i][0]}
         path = work / f"confidence-half{i}.json"
-        path.write_text(calibration([h for h in images if h.image in fitted_on], truth, config,
-                                    mode, minimum, {"half": i}).to_json())
+        path.write_text(fit_calibration([h for h in images if h.image in fitted_on],
+                                        objects_by_pair(truth), config, mode, minimum,
+                                        {"half": i}).to_json())
         other = 1 - i
         output = work / f"half{other}-with-confidence-of-half{i}"
         label(folds[other][0], output, [*job_args, "--confidence", str(path)],
@@ -95,8 +80,8 @@ def held_out_rows(work: Path, mode: str, job_args: list[str], folds, images: lis
 def figures(rows: list[dict], truth: GroundTruthSet, lookup: dict, minimum: float) -> dict:
     """Held-out detection figures and top-box CorLoc of the boxes at ``minimum``."""
     kept = [{**row, "boxes": [b for b in row["boxes"] if b["confidence"] >= minimum]} for row in rows]
-    detection = detection_quality(kept, truth, lookup, confident=True)
     index = LabelsIndex(kept)
+    detection = detection_quality(index, truth, lookup, confident=True)
     hits = []
     for pair in truth.pairs:
         row = index.find(pair.image)
@@ -155,9 +140,11 @@ def main(argv: list[str] | None = None) -> int:
                     [[f"{b['from']:.1f}-{b['to']:.1f}", b["boxes"], f"{b['confidence']:.3f}",
                       f"{b['right']:.3f}"] for b in default["reliability"]]))
         if args.write:
-            fitted.append(calibration(images, truth, config, mode, minimums[mode], {
+            boxes = "--synsets voc" if mode == "synsets" else "top-k concepts standing for them"
+            fitted.append(fit_calibration(images, objects_by_pair(truth), config, mode,
+                                          minimums[mode], {
                 "fitted_on": f"{args.voc.name}: {len(images)} photos with PASCAL VOC boxes, "
-                             f"the 19 classes but person ({'--synsets voc' if mode == 'synsets' else 'top-k concepts standing for them'})",
+                             f"the 19 classes but person ({boxes})",
                 "held_out_2fold": _brief(default)}))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))

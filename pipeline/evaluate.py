@@ -41,9 +41,8 @@ from transforms.maps.heatmaps import MapGrid
 from transforms.quality.localization import PairScore, score_pair, summarize_by_synset
 from transforms.io.decode import decode_image
 from transforms.io.records import file_name, heatmap_values, row_boxes
-from transforms.maps.confidence import (ConfidenceCalibration, calibration_settings, mode_of,
-                                        shipped_calibration)
-from transforms.quality.confidence_fit import (MODE_FEATURES, fit_confidence, reliability,
+from transforms.maps.confidence import ConfidenceCalibration, mode_of, shipped_calibration
+from transforms.quality.confidence_fit import (LabelledHypotheses, fit_calibration, reliability,
                                                row_hypotheses)
 from transforms.quality.detection import (Detection, detection_summary, match_detections,
                                           objects_by_pair, truth_synset_lookup)
@@ -135,13 +134,12 @@ def match_pairs(index: LabelsIndex, truth: GroundTruthSet) -> tuple[list[Match],
             continue
         image_size = (row["height"], row["width"])
         heat = heatmap_values(heatmap)
-        boxes = [b for b in row["boxes"] if b["synset"] == pair.synset.wnid]
-        top = max(boxes, key=lambda b: (b["score"] if b.get("confidence") is None
-                                        else b["confidence"]), default=None)
+        boxes = [b for b in row_boxes(row) if b.synset == pair.synset.wnid]
+        top = max(boxes, key=lambda b: b.rank, default=None)
         matches.append(Match(pair, row["image_uri"], image_size,
                              MapGrid.uniform(*heat.shape, image_size), heat,
                              heatmap_values(heatmap, "probabilities"),
-                             None if top is None else (top["x0"], top["y0"], top["x1"], top["y1"])))
+                             None if top is None else (top.x0, top.y0, top.x1, top.y1)))
     return matches, {"not_labelled": sorted(not_labelled), "no_heatmap": no_heatmap}
 
 
@@ -185,17 +183,19 @@ def truth_lookup(run_config: dict | None, truth: GroundTruthSet) -> dict[str, st
     return truth_synset_lookup(run_synsets, classes)
 
 
-def detections(rows: Sequence[dict], truth: GroundTruthSet,
+def labelled_images(index: LabelsIndex, truth: GroundTruthSet) -> list[tuple[str, dict]]:
+    """The ground truth's images (as it names them) that have a labels row, and the row."""
+    found = ((image, index.find(image)) for image in truth.images)
+    return [(image, row) for image, row in found if row is not None]
+
+
+def detections(index: LabelsIndex, truth: GroundTruthSet,
                lookup: Mapping[str, str]) -> tuple[list[Detection], list[str], int]:
     """The boxes of the ground truth's images as detections of the classes their synsets
     stand for (ranked by confidence where they have one, else score), those images (as
     the ground truth names them) and every box they have, counted or not."""
-    index = LabelsIndex(list(rows))
     found, images, emitted = [], [], 0
-    for image in truth.images:
-        row = index.find(image)
-        if row is None:
-            continue
+    for image, row in labelled_images(index, truth):
         images.append(image)
         emitted += len(row["boxes"])
         for box in row_boxes(row):
@@ -205,12 +205,12 @@ def detections(rows: Sequence[dict], truth: GroundTruthSet,
     return found, images, emitted
 
 
-def detection_quality(rows: Sequence[dict], truth: GroundTruthSet, lookup: Mapping[str, str],
+def detection_quality(index: LabelsIndex, truth: GroundTruthSet, lookup: Mapping[str, str],
                       confident: bool) -> dict:
     """``detection_summary`` of a run's boxes, and with ``confident`` (its boxes have a
     confidence) the reliability of their confidence (the boxes on difficult objects left
     out)."""
-    found, images, emitted = detections(rows, truth, lookup)
+    found, images, emitted = detections(index, truth, lookup)
     objects = objects_by_pair(truth)
     summary = detection_summary(found, objects, images, {p.synset.wnid for p in truth.pairs},
                                 emitted)
@@ -224,27 +224,28 @@ def detection_quality(rows: Sequence[dict], truth: GroundTruthSet, lookup: Mappi
     return summary
 
 
-def fitted_confidence(args: argparse.Namespace, rows: Sequence[dict], truth: GroundTruthSet,
+def image_hypotheses(image: str, row: dict, run_config: dict,
+                     lookup: Mapping[str, str]) -> LabelledHypotheses:
+    """Every box hypothesis of a labels row, made again as the run made them (its photo
+    read again to refine them, when the run refined its boxes)."""
+    photo = (decode_image(read_image_bytes(row["image_uri"]),
+                          max_pixels=run_config["max_pixels"]).pixels
+             if run_config.get("refine_boxes") == "grabcut" else None)
+    return row_hypotheses(row, run_config, photo, image, lookup.get)
+
+
+def fitted_confidence(args: argparse.Namespace, index: LabelsIndex, truth: GroundTruthSet,
                       lookup: Mapping[str, str], run_config: dict) -> ConfidenceCalibration:
     """The confidence fitted on the ground truth's images of the run (see
     transforms/quality/confidence_fit.py)."""
     mode = mode_of(run_config.get("synsets"))
-    refined = run_config.get("refine_boxes") == "grabcut"
-    index = LabelsIndex(list(rows))
-    images = []
-    for image in truth.images:
-        row = index.find(image)
-        if row is None:
-            continue
-        photo = (decode_image(read_image_bytes(row["image_uri"]),
-                              max_pixels=run_config["max_pixels"]).pixels if refined else None)
-        images.append(row_hypotheses(row, run_config, photo, image, lookup.get))
+    images = [image_hypotheses(image, row, run_config, lookup)
+              for image, row in labelled_images(index, truth)]
     minimum = (args.default_min_confidence if args.default_min_confidence is not None
                else shipped_calibration().minimum(mode))
-    model = fit_confidence(images, objects_by_pair(truth), MODE_FEATURES[mode], minimum)
-    return ConfidenceCalibration(calibration_settings(run_config, mode), {mode: model}, {mode: minimum},
-                       {mode: {"labels": args.labels, "ground_truth": args.ground_truth,
-                               "images": len(images)}})
+    return fit_calibration(images, objects_by_pair(truth), run_config, mode, minimum,
+                           {"labels": args.labels, "ground_truth": args.ground_truth,
+                            "images": len(images)})
 
 
 def format_table(metrics: dict) -> str:
@@ -297,8 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         truth = read_ground_truth(args.ground_truth, classes, args.format)
         if not truth.pairs:
             raise GroundTruthError(f"{args.ground_truth}: no boxes of a mapped class")
-        rows = read_table(args.labels, "labels", LABEL_COLUMNS).to_pylist()
-        index = LabelsIndex(rows)
+        index = LabelsIndex(read_table(args.labels, "labels", LABEL_COLUMNS).to_pylist())
         needed = args.calibrate or args.fit_confidence
         run_config = (read_run_record(args.labels)["config"] if needed or has_run_record(args.labels)
                       else None)
@@ -308,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     confident = bool(run_config and run_config.get("confidence"))
-    detection = detection_quality(rows, truth, lookup, confident)
+    detection = detection_quality(index, truth, lookup, confident)
     if left_out["not_labelled"]:
         print(f"left out: {len(left_out['not_labelled'])} ground-truth images have no labels "
               "row (not in the run's input, or failed: see its errors table)", file=sys.stderr)
@@ -349,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               + f"; written to {args.calibrate}")
     if args.fit_confidence:
         try:
-            fitted = fitted_confidence(args, rows, truth, lookup, run_config)
+            fitted = fitted_confidence(args, index, truth, lookup, run_config)
         except ValueError as e:
             print(f"error: --fit-confidence: {e}", file=sys.stderr)
             return 2

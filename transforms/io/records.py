@@ -118,13 +118,11 @@ def label_row(source: SourceFile, heatmaps: SynsetHeatmaps, boxes: Mapping[str, 
     """One labels row: the ``boxes`` of every synset (by wnid) best first (by confidence
     where they have one, else by score), the fused heatmaps and probability maps
     (row-major), the image's top classes and, if asked for, every scale's heatmaps."""
-    rows = [
-        {"synset": synset.wnid, "label": synset.label, "score": box.score,
-         "x0": box.x0, "y0": box.y0, "x1": box.x1, "y1": box.y1, "confidence": box.confidence}
-        for synset in heatmaps.synsets for box in boxes.get(synset.wnid, ())
-    ]
-    rows.sort(key=lambda b: b["score"] if b["confidence"] is None else b["confidence"],
-              reverse=True)
+    ranked = sorted(((synset, box) for synset in heatmaps.synsets
+                     for box in boxes.get(synset.wnid, ())), key=lambda s_box: -s_box[1].rank)
+    rows = [{"synset": synset.wnid, "label": synset.label, "score": box.score, "x0": box.x0,
+             "y0": box.y0, "x1": box.x1, "y1": box.y1, "confidence": box.confidence}
+            for synset, box in ranked]
     height, width = heatmaps.grid.shape
     top_classes = [(class_synset(index), score) for index, score in heatmaps.top_classes(top_k)]
     return {

@@ -42,6 +42,11 @@ class Box:
     area: float
     confidence: float | None = None
 
+    @property
+    def rank(self) -> float:
+        """What boxes are ranked by: the confidence where there is one, else the score."""
+        return self.score if self.confidence is None else self.confidence
+
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(n, 4) × (m, 4) boxes as x0, y0, x1, y1 → (n, m) intersection over union."""

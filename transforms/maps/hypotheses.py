@@ -232,17 +232,12 @@ def with_confidence(hypotheses: Sequence[Hypothesis], model: ConfidenceModel) ->
     return [replace(h, box=replace(h.box, confidence=float(p))) for h, p in zip(hypotheses, confidence)]
 
 
-def ranking_key(box: Box) -> tuple[float, float]:
-    """Best first: by confidence where there is one, else by score, then mean heat."""
-    return (box.score if box.confidence is None else box.confidence, box.mean)
-
-
 def kept_boxes(hypotheses: Sequence[Hypothesis], nms_iou: float = NMS_IOU,
                min_confidence: float = 0.0) -> list[Box]:
     """The boxes kept of one synset's hypotheses, best first: greedily the best, each
     dropping the rest that overlap it by more than ``nms_iou``; then those under
     ``min_confidence`` dropped (where hypotheses have a confidence)."""
-    order = sorted(hypotheses, key=lambda h: ranking_key(h.box), reverse=True)
+    order = sorted(hypotheses, key=lambda h: (h.box.rank, h.box.mean), reverse=True)
     kept: list[Box] = []
     for h in order:
         box = h.box

@@ -30,7 +30,8 @@ import numpy as np
 from scipy import optimize, special
 
 from transforms.maps.boxes import PIXELS_PER_CELL, iou_matrix, raster_shape, upsample
-from transforms.maps.confidence import LogisticConfidence
+from transforms.maps.confidence import (ConfidenceCalibration, LogisticConfidence,
+                                        calibration_settings)
 from transforms.maps.heatmaps import MapGrid
 from transforms.maps.hypotheses import (DEFAULT_THRESHOLDS, FEATURES, NMS_IOU, Hypothesis,
                                         kept_boxes, refine_gate, synset_evidence,
@@ -177,6 +178,18 @@ def fit_confidence(images: Sequence[LabelledHypotheses], objects: Mapping[tuple[
     return LogisticConfidence(model.features, model.mean, model.scale,
                               tuple(slope * np.asarray(model.coefficients)),
                               float(slope * model.intercept + offset))
+
+
+def fit_calibration(images: Sequence[LabelledHypotheses],
+                    objects: Mapping[tuple[str, str], Objects], settings: Mapping, mode: str,
+                    min_confidence: float, source: Mapping) -> ConfidenceCalibration:
+    """A calibration file's content: the model of ``mode`` (``synsets`` or ``top_k``)
+    fitted on the images' hypotheses for runs keeping boxes of at least
+    ``min_confidence``, that minimum, the run's ``settings`` (its LabelConfig record) it
+    holds for, and ``source``, what it was fitted on."""
+    model = fit_confidence(images, objects, MODE_FEATURES[mode], min_confidence)
+    return ConfidenceCalibration(calibration_settings(settings, mode), {mode: model},
+                                 {mode: min_confidence}, {mode: dict(source)})
 
 
 def kept_hypotheses(images: Sequence[LabelledHypotheses], model: LogisticConfidence,

@@ -23,9 +23,10 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from transforms.maps.boxes import iou_matrix
 from transforms.quality.ground_truth import GroundTruthSet
+from transforms.quality.localization import CORLOC_IOU
 from transforms.vocab.synsets import Synset
-from transforms.quality.localization import CORLOC_IOU, iou_matrix
 
 # VOC 2007's recall levels for interpolated precision.
 RECALL_LEVELS = np.linspace(0.0, 1.0, 11)
@@ -124,15 +125,18 @@ def detection_summary(detections: Sequence[Detection], objects: Mapping[tuple[st
     objects = {key: o for key, o in objects.items() if key[0] in images and key[1] in synsets}
     detections = [d for d in detections if d.image in images and d.synset in synsets]
     outcome = match_detections(detections, objects)
+    confidences = np.array([d.confidence for d in detections], np.float64)
+    classes = np.array([d.synset for d in detections], object)
+    wanted: dict[str, int] = defaultdict(int)
+    for (_, synset), o in objects.items():
+        wanted[synset] += int((~o.difficult).sum())
     per_synset = {}
     for synset in synsets:
-        mine = np.array([d.synset == synset for d in detections], bool)
-        wanted = sum(int((~o.difficult).sum()) for (_, s), o in objects.items() if s == synset)
+        mine = classes == synset
         per_synset[synset] = {
-            "objects": wanted, "boxes": int(mine.sum()),
+            "objects": wanted[synset], "boxes": int(mine.sum()),
             "true_positives": int((outcome[mine] == 1).sum()),
-            "ap": 100 * average_precision(
-                np.array([d.confidence for d in detections], np.float64)[mine], outcome[mine], wanted),
+            "ap": 100 * average_precision(confidences[mine], outcome[mine], wanted[synset]),
         }
     true_positives = int((outcome == 1).sum())
     present = {key for key, o in objects.items() if (~o.difficult).any()}
