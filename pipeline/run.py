@@ -17,6 +17,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.console import configure_console
+from pipeline.filesystems import StoreError, check_stores
 from pipeline.options import (ConfigError, LabelOptions, choose_local_parallelism, engine_threads,
                               head_record, label_config, suggest, unknown_flags,
                               workers_in_this_process)
@@ -97,7 +98,9 @@ def _arg_parser() -> argparse.ArgumentParser:
                "--direct_running_mode, --setup_file, --temp_location, Dataflow options "
                "(--project, --region, --sdk_container_image, --dataflow_service_options, "
                "--machine_type) and portable/Flink options (--job_endpoint, --environment_type, "
-               "--environment_config, --flink_master). See the README.")
+               "--environment_config, --flink_master) and object stores' (--s3_endpoint_url, "
+               "--s3_access_key_id, --s3_secret_access_key, --s3_region_name; see "
+               "docs/object-stores.md). See the README.")
     LabelOptions._add_argparse_args(parser)
     return parser
 
@@ -123,14 +126,19 @@ def run(argv: list[str] | None = None) -> int:
             # Before anything starts TensorFlow's runtime here (converting weights does),
             # as the workers of this process can set its threads only until then.
             configure_tensorflow(max(0, engine_threads(options)))
+        # Object stores need their options before the first match (the inputs', in
+        # label_config); each bucket is checked before any work.
+        FileSystems.set_options(options)
+        output = opts.output and resolve_output(opts.output, started_at, opts.run_id)
+        check_stores([*(opts.input or []), *(opts.manifest or []), opts.skip_existing, output],
+                     options)
         config, weights_checksum = label_config(options)
-        output = resolve_output(opts.output, started_at, opts.run_id)
         removed = prepare_output(output, opts.overwrite)
-    except (ConfigError, OutputError) as e:
+    except (ConfigError, OutputError, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if removed:
-        log.info("removed %d files of an earlier run from %s", len(removed), output)
+        log.info("removed %d files and folders of an earlier run from %s", len(removed), output)
     skip_existing = opts.skip_existing
     if skip_existing and not FileSystems.match([skip_existing], limits=[1])[0].metadata_list:
         log.info("--skip-existing %s matches no earlier labels: every image is new", skip_existing)

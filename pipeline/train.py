@@ -26,6 +26,7 @@ import keras
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.filesystems import FILESYSTEM_EPILOG, StoreError, check_stores, parse_with_filesystems
 from pipeline.outputs import SUCCESS, OutputError, is_finished, iter_table_rows, read_run_record
 from transforms.io.decode import decode_image
 from transforms.io.records import file_name
@@ -47,7 +48,8 @@ class TrainError(Exception):
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.train",
-                                     description=__doc__.split("\n\n")[0])
+                                     description=__doc__.split("\n\n")[0],
+                                     epilog=FILESYSTEM_EPILOG)
     parser.add_argument("--labels", required=True, action="append", metavar="DIR",
                         help="output folder of a finished run with --synsets (repeatable; the "
                              "runs must share model, weights, synsets and scales)")
@@ -61,7 +63,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--foreground", type=float, default=DEFAULT_FOREGROUND)
     parser.add_argument("--background", type=float, default=DEFAULT_BACKGROUND)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args, args.filesystems = parse_with_filesystems(parser, argv)
     if not 0 < args.held_out < 1:
         parser.error("--held-out is a fraction between 0 and 1")
     return args
@@ -150,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
     try:
+        check_stores(args.labels, args.filesystems)
         settings = run_settings(args.labels)
         mapper = ResponseMapper.load(settings["model"], settings["weights"], "cell")
         fit, held_out, fit_images, held_out_images = examples(
@@ -157,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not fit or not held_out:
             raise TrainError(f"{fit_images + held_out_images} labelled images: too few to fit "
                              f"and hold out {args.held_out:.0%}")
-    except (TrainError, OutputError) as e:
+    except (TrainError, OutputError, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"training on {fit_images} images, stopping on {held_out_images} (each at "

@@ -38,6 +38,9 @@ def test_leftovers_of_an_unfinished_run_are_removed(photos, tmp_path, weights_ca
     output.mkdir()
     (output / "labels-00000-of-00003.parquet").write_bytes(b"partial")
     (output / "run.json").write_text("{}")
+    # A run killed while Beam wrote its bundles leaves its temporary folders.
+    (output / "beam-temp-labels-5e6f").mkdir()
+    (output / "beam-temp-labels-5e6f" / "0c1d").write_bytes(b"part of a bundle")
     assert run(["--input", str(photos / "dog.jpg"), "--output", str(output), *LOCAL]) == 0
     assert sorted(p.name for p in output.iterdir()) == [
         "_SUCCESS", "errors-00000-of-00001.parquet", "labels-00000-of-00001.parquet", "run.json"]
