@@ -64,26 +64,31 @@ def by_uri(rows) -> dict:
     return {Path(row["image_uri"]).name: row for row in rows.to_pylist()}
 
 
-def _free_port() -> int:
+def free_port(host: str = "localhost") -> int:
     with socket.socket() as s:
-        s.bind(("localhost", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, seconds: float = 60) -> None:
+    """Until a server started in another process listens on ``port`` (or ``seconds`` pass)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.2)
 
 
 @pytest.fixture
 def worker_pool(weights_cache):
     """A Beam worker pool: SDK workers in separate processes, as on a Flink cluster."""
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     pool = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
                              f"--service_port={port}"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("localhost", port)) == 0:
-                break
-        time.sleep(0.2)
+    wait_for_port("localhost", port)
     yield f"localhost:{port}"
     pool.terminate()
     pool.wait(10)

@@ -7,10 +7,8 @@ import json
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 
 import pyarrow.parquet as pq
 import pytest
@@ -20,7 +18,7 @@ from pipeline.export import main as export
 from pipeline.render import run as render
 from pipeline.run import run
 
-from conftest import DATA, GOOD, LOCAL
+from conftest import DATA, GOOD, LOCAL, free_port, wait_for_port
 
 BUCKET = "photos"
 # What a collection holds besides photos: each must end up in the errors table.
@@ -30,12 +28,6 @@ AWKWARD = {"truncated.jpg": (DATA / "dog.jpg").read_bytes()[:5000],
 
 def _photos() -> dict[str, bytes]:
     return {**{name: (DATA / name).read_bytes() for name in GOOD}, **AWKWARD}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Store:
@@ -121,7 +113,7 @@ class GCS(Store):
         from gcp_storage_emulator.server import create_server
         from google.cloud import storage
 
-        port = _free_port()
+        port = free_port("127.0.0.1")
         self.server = create_server("127.0.0.1", port, in_memory=True, default_bucket=BUCKET)
         self.server.start()
         self.host = f"http://127.0.0.1:{port}"
@@ -249,7 +241,7 @@ def test_export_evaluate_render_read_a_run_on_the_store(store, tmp_path, capsys)
 
 
 def test_s3_mistakes_are_one_line_before_any_work(s3, tmp_path, capsys):
-    closed = f"http://127.0.0.1:{_free_port()}"
+    closed = f"http://127.0.0.1:{free_port('127.0.0.1')}"
     flags = [*s3.flags[:1], closed, *s3.flags[2:]]
     cases = [
         (["--input", f"s3://{BUCKET}/in/*", "--output", f"s3://{BUCKET}/x", *LOCAL, *flags],
@@ -276,17 +268,12 @@ def test_s3_mistakes_are_one_line_before_any_work(s3, tmp_path, capsys):
 def test_s3_refused_keys_are_one_line(tmp_path, capsys):
     """A server that checks keys (moto's, with its IAM checks on from the first request)
     refuses unknown ones: one line, before any work."""
-    port = _free_port()
+    port = free_port("127.0.0.1")
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
                                str(port)], env=dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="0"),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
+        wait_for_port("127.0.0.1", port)
         flags = ["--s3_endpoint_url", f"http://127.0.0.1:{port}", "--s3_region_name", "us-east-1",
                  "--s3_access_key_id", "nobody", "--s3_secret_access_key", "wrong"]
         assert run(["--input", f"s3://{BUCKET}/in/*", "--output", f"s3://{BUCKET}/out", *LOCAL,
