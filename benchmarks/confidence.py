@@ -36,7 +36,7 @@ from benchmarks.common import machine, table
 from benchmarks.localization import halves, is_voc_folder, label, voc_benchmark_parser
 from pipeline.evaluate import (LABEL_COLUMNS, LabelsIndex, detection_quality, image_hypotheses,
                                labelled_images, truth_lookup)
-from pipeline.outputs import read_table
+from pipeline.outputs import read_labels
 from transforms.maps.confidence import DEFAULT_CALIBRATION, merged, shipped_calibration
 from transforms.quality.confidence_fit import fit_calibration
 from transforms.quality.detection import objects_by_pair
@@ -52,7 +52,7 @@ SWEEP = (0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 
 def hypotheses(labels: Path, config: dict, truth: GroundTruthSet, lookup: dict) -> list:
     """Every image's hypotheses, made again from a run's maps and photos (two processes)."""
-    index = LabelsIndex(read_table(str(labels), "labels", LABEL_COLUMNS).to_pylist())
+    index = LabelsIndex(read_labels(str(labels), LABEL_COLUMNS))
     with Pool(2) as pool:
         return pool.starmap(image_hypotheses, [(image, row, config, lookup) for image, row
                                                in labelled_images(index, truth)], chunksize=4)
@@ -73,7 +73,7 @@ def held_out_rows(work: Path, mode: str, job_args: list[str], folds, images: lis
         output = work / f"half{other}-with-confidence-of-half{i}"
         label(folds[other][0], output, [*job_args, "--confidence", str(path)],
               synsets=dict(MODES)[mode])
-        rows += read_table(str(output), "labels", LABEL_COLUMNS).to_pylist()
+        rows += read_labels(str(output), LABEL_COLUMNS)
     return rows
 
 

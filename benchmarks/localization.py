@@ -36,7 +36,7 @@ from scipy import stats
 from benchmarks.common import machine, table
 from pipeline.evaluate import LABEL_COLUMNS, LabelsIndex, Match, match_pairs
 from pipeline.evaluate import main as evaluate
-from pipeline.outputs import read_table
+from pipeline.outputs import read_labels
 from pipeline.run import run
 from transforms.quality.calibration import THRESHOLDS, top_box_hits
 from transforms.quality.ground_truth import read_ground_truth
@@ -97,7 +97,7 @@ def failure(match: Match) -> str:
 
 def matches(labels: Path, annotations: Path) -> list[Match]:
     truth = read_ground_truth(annotations, load_vocabulary("voc"))
-    index = LabelsIndex(read_table(str(labels), "labels", LABEL_COLUMNS).to_pylist())
+    index = LabelsIndex(read_labels(str(labels), LABEL_COLUMNS))
     return match_pairs(index, truth)[0]
 
 
@@ -107,7 +107,7 @@ def boxed_classes(labels: Path, annotations: Path) -> dict:
     truth = read_ground_truth(annotations, load_vocabulary("voc"))
     present = {(p.image, p.synset.wnid) for p in truth.pairs}
     with_box = {True: [], False: []}
-    for row in read_table(str(labels), "labels", ["image_uri", "boxes", "heatmaps"]).to_pylist():
+    for row in read_labels(str(labels), ["image_uri", "boxes", "heatmaps"]):
         name = row["image_uri"].rsplit("/", 1)[-1]
         boxed = {b["synset"] for b in row["boxes"]}
         for heatmap in row["heatmaps"]:

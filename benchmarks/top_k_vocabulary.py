@@ -29,7 +29,7 @@ import numpy as np
 from benchmarks.common import machine, table
 from benchmarks.localization import is_voc_folder, label, voc_benchmark_parser
 from pipeline.evaluate import LABEL_COLUMNS, LabelsIndex
-from pipeline.outputs import read_table
+from pipeline.outputs import read_labels
 from transforms.quality.ground_truth import GroundTruthSet, read_ground_truth
 from transforms.io.records import row_boxes
 from transforms.quality.detection import stands_for
@@ -49,7 +49,7 @@ def found_pairs(labels: Path, truth: GroundTruthSet, vocabulary: str) -> list[di
     """Per ground-truth pair with a labels row: whether one of the image's synsets matches
     its class, and whether the best-ranked matching synset's top box is correct."""
     classes = {s.wnid: s.class_indices for s in top_k_vocabulary(vocabulary)}
-    index = LabelsIndex(read_table(str(labels), "labels", LABEL_COLUMNS).to_pylist())
+    index = LabelsIndex(read_labels(str(labels), LABEL_COLUMNS))
     results = []
     for pair in truth.pairs:
         row = index.find(pair.image)

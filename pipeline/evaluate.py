@@ -34,14 +34,14 @@ import numpy as np
 
 from pipeline.filesystems import FILESYSTEM_EPILOG, StoreError, check_stores, parse_with_filesystems
 from pipeline.outputs import (OutputError, has_run_record, names_image, read_image_bytes,
-                              read_run_record, read_table)
+                              read_labels, read_run_record)
 from transforms.quality.calibration import SHRINKAGE, Calibration, calibrate, top_box_hits
 from transforms.quality.ground_truth import (FORMATS, GroundTruth, GroundTruthError, GroundTruthSet,
                                              read_ground_truth)
 from transforms.maps.heatmaps import MapGrid
 from transforms.quality.localization import PairScore, score_pair, summarize_by_synset
 from transforms.io.decode import decode_image
-from transforms.io.records import file_name, heatmap_values, row_boxes
+from transforms.io.records import file_name, row_boxes
 from transforms.maps.confidence import ConfidenceCalibration, mode_of, shipped_calibration
 from transforms.quality.confidence_fit import (LabelledHypotheses, fit_calibration, reliability,
                                                row_hypotheses)
@@ -136,12 +136,12 @@ def match_pairs(index: LabelsIndex, truth: GroundTruthSet) -> tuple[list[Match],
             no_heatmap.append(f"{pair.image} {pair.synset.wnid}")
             continue
         image_size = (row["height"], row["width"])
-        heat = heatmap_values(heatmap)
+        heat = heatmap["heat"]
         boxes = [b for b in row_boxes(row) if b.synset == pair.synset.wnid]
         top = max(boxes, key=lambda b: b.rank, default=None)
         matches.append(Match(pair, row["image_uri"], image_size,
                              MapGrid.uniform(*heat.shape, image_size), heat,
-                             heatmap_values(heatmap, "probabilities"),
+                             heatmap["probability"],
                              None if top is None else (top.x0, top.y0, top.x1, top.y1)))
     return matches, {"not_labelled": sorted(not_labelled), "no_heatmap": no_heatmap}
 
@@ -302,10 +302,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         truth = read_ground_truth(args.ground_truth, classes, args.format)
         if not truth.pairs:
             raise GroundTruthError(f"{args.ground_truth}: no boxes of a mapped class")
-        index = LabelsIndex(read_table(args.labels, "labels", LABEL_COLUMNS).to_pylist())
         needed = args.calibrate or args.fit_confidence
         run_config = (read_run_record(args.labels)["config"] if needed or has_run_record(args.labels)
                       else None)
+        kept = run_config.get("heatmaps", "all") if run_config else "all"
+        if kept != "all" and needed:
+            raise OutputError(f"{args.labels} kept {kept} heatmaps (--heatmaps {kept}); "
+                              "--calibrate and --fit-confidence read every synset's: run the "
+                              "job with --heatmaps all")
+        index = LabelsIndex(read_labels(args.labels, LABEL_COLUMNS))
         lookup = truth_lookup(run_config, truth)
         matches, left_out = match_pairs(index, truth)
     except (OSError, KeyError, SynsetError, GroundTruthError, OutputError, StoreError) as e:
@@ -313,6 +318,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     confident = bool(run_config and run_config.get("confidence"))
     detection = detection_quality(index, truth, lookup, confident)
+    # The dataset's own class names where a mapping gave them (a synset of several
+    # ImageNet classes is otherwise labelled by all their names).
+    labels = ({s.wnid: name for name, s in classes.items()} if classes is not None
+              else {p.synset.wnid: p.synset.label for p in truth.pairs})
+    if kept != "all":  # pairs without a box have no heatmap: CorLoc would count only boxed ones
+        print(f"the run kept {kept} heatmaps (--heatmaps {kept}): CorLoc and MaxBoxAccV2 need "
+              "every synset's; only the boxes are scored", file=sys.stderr)
+        print(format_detection(detection, labels))
+        if args.json:
+            Path(args.json).write_text(json.dumps(
+                {"labels": args.labels, "ground_truth": args.ground_truth, "detection": detection,
+                 "unmapped_classes": dict(truth.unmapped)}, indent=2))
+        return 0
     if left_out["not_labelled"]:
         print(f"left out: {len(left_out['not_labelled'])} ground-truth images have no labels "
               "row (not in the run's input, or failed: see its errors table)", file=sys.stderr)
@@ -325,10 +343,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     scores = [score(m) for m in matches]
     metrics = summarize_by_synset(scores)
-    # The dataset's own class names where a mapping gave them (a synset of several
-    # ImageNet classes is otherwise labelled by all their names).
-    labels = ({s.wnid: name for name, s in classes.items()} if classes is not None
-              else {p.synset.wnid: p.synset.label for p in truth.pairs})
     for wnid, m in metrics["synsets"].items():
         m["label"] = labels[wnid]
     print(format_table(metrics))

@@ -21,6 +21,7 @@ from transforms.maps.hypotheses import DEFAULT_THRESHOLDS
 from transforms.quality.calibration import Calibration, CalibrationError
 from transforms.config import DEFAULT_MODEL, LabelConfig
 from transforms.io.decode import DEFAULT_MAX_PIXELS
+from transforms.io.records import DEFAULT_HEATMAPS, HEATMAPS_KEPT
 from transforms.model.fcn import ENGINES, MAP_MODES, resolve_engine
 from transforms.maps.heatmaps import DEFAULT_FUSION, DEFAULT_HEAT, FUSIONS, HEATS
 from transforms.maps.refine import DEFAULT_REFINEMENT, REFINEMENTS
@@ -146,6 +147,11 @@ class LabelOptions(PipelineOptions):
         _add(group, "head-maps", default=DEFAULT_HEAD_MAPS,
              help=f"with --head: {', '.join(HEAD_MAPS)}. head: the head's maps alone; fused: "
                   "averaged with the classifier's heat (default: %(default)s)")
+        _add(group, "heatmaps", default=DEFAULT_HEATMAPS,
+             help=f"which synsets' heatmaps the labels rows keep: {', '.join(HEATMAPS_KEPT)}. "
+                  "all: every synset's (what pipeline.evaluate and pipeline.train need); "
+                  "boxed: only those of synsets with a box; none: boxes only, the fewest "
+                  "bytes (default: %(default)s)")
         _add(group, "keep-scale-maps", action="store_true",
              help="also write each scale's heatmaps (on the fused grid) in the labels rows, "
                   "for pictures of how scales fuse (python -m pipeline.render --scales-of)")
@@ -221,6 +227,7 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
     _choice("--fusion", opts.fusion, FUSIONS)
     _choice("--heat", opts.heat, HEATS)
     _choice("--refine-boxes", opts.refine_boxes, REFINEMENTS)
+    _choice("--heatmaps", opts.heatmaps, HEATMAPS_KEPT)
     if opts.heat != "probability" and opts.fusion == "geomean":
         raise ConfigError(f"--fusion geomean multiplies probabilities: give --heat probability, "
                           f"or fuse {opts.heat} heat with mean or max")
@@ -281,7 +288,8 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         fusion=opts.fusion, heat=opts.heat, threshold=thresholds,
         relative_threshold=opts.relative_threshold,
         min_box_area=opts.min_box_area, min_score=opts.min_score, refine_boxes=opts.refine_boxes,
-        head=opts.head, head_maps=opts.head_maps, keep_scale_maps=opts.keep_scale_maps,
+        head=opts.head, head_maps=opts.head_maps, heatmaps=opts.heatmaps,
+        keep_scale_maps=opts.keep_scale_maps,
         batch_size=opts.batch_size,
         max_pixels=opts.max_image_pixels or None, mixed_precision=opts.mixed_precision,
         xla=opts.xla, intra_op_threads=engine_threads(options),

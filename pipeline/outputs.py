@@ -22,6 +22,9 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from transforms.io.heatmap_png import HeatmapEncodingError
+from transforms.io.records import decoded_row, table_heatmap_encoding
+
 SUCCESS = "_SUCCESS"
 # Beam's file sinks write each bundle under <output>/beam-temp-<table>-<id>/ first.
 TEMPORARY = "beam-temp-"
@@ -135,33 +138,58 @@ def table_files(output: str, name: str) -> list[str]:
     return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
 
 
-def iter_table_rows(output: str, name: str, columns: list[str] | None = None,
-                    batch_rows: int = 256, optional: Sequence[str] = ()) -> Iterator[dict]:
-    """The rows of one of a run's tables as dicts, file by file, ``batch_rows`` at a time:
-    memory does not grow with the table. Those of ``columns`` named in ``optional`` are
-    read where a file has them (tables of older runs lack newer columns)."""
+def _table_files(output: str, name: str) -> list[str]:
     paths = table_files(output, name)
     if not paths:
         raise OutputError(f"no {name} table in {output}: give the --output folder of a "
                           "pipeline run")
-    for path in paths:
+    return paths
+
+
+def _file_rows(parquet: pq.ParquetFile, columns: list[str] | None, batch_rows: int,
+               optional: Sequence[str]) -> Iterator[dict]:
+    present = set(parquet.schema_arrow.names)
+    read = None if columns is None else [c for c in columns if c not in optional or c in present]
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=read):
+        yield from batch.to_pylist()
+
+
+def iter_table_rows(output: str, name: str, columns: list[str] | None = None,
+                    batch_rows: int = 256, optional: Sequence[str] = ()) -> Iterator[dict]:
+    """The rows of one of a run's tables as dicts, as stored, file by file,
+    ``batch_rows`` at a time: memory does not grow with the table. Those of ``columns``
+    named in ``optional`` are read where a file has them (tables of older runs lack
+    newer columns)."""
+    for path in _table_files(output, name):
+        with FileSystems.open(path) as f:
+            yield from _file_rows(pq.ParquetFile(f), columns, batch_rows, optional)
+
+
+def iter_labels(output: str, columns: list[str] | None = None, batch_rows: int = 256,
+                optional: Sequence[str] = ()) -> Iterator[dict]:
+    """A run's labels rows as ``iter_table_rows`` reads them, with their heatmaps as
+    arrays (``records.decoded_row``), whichever encoding the run wrote; a table whose
+    heatmaps cannot be read back is an OutputError naming its file."""
+    for path in _table_files(output, "labels"):
         with FileSystems.open(path) as f:
             parquet = pq.ParquetFile(f)
-            present = set(parquet.schema_arrow.names)
-            read = None if columns is None else [c for c in columns
-                                                 if c not in optional or c in present]
-            for batch in parquet.iter_batches(batch_size=batch_rows, columns=read):
-                yield from batch.to_pylist()
+            try:
+                encoding = table_heatmap_encoding(parquet.schema_arrow)
+                for row in _file_rows(parquet, columns, batch_rows, optional):
+                    yield decoded_row(row, encoding)
+            except HeatmapEncodingError as e:
+                raise OutputError(f"{path}: {e}") from e
+
+
+def read_labels(output: str, columns: list[str] | None = None) -> list[dict]:
+    """Every labels row of a run (``iter_labels``), in memory."""
+    return list(iter_labels(output, columns, batch_rows=1024))
 
 
 def read_table(output: str, name: str, columns: list[str] | None = None) -> pa.Table:
-    """All Parquet files of one of a run's tables, as one table."""
-    paths = table_files(output, name)
-    if not paths:
-        raise OutputError(f"no {name} table in {output}: give the --output folder of a "
-                          "pipeline run")
+    """All Parquet files of one of a run's tables, as one table (as stored)."""
     tables = []
-    for path in paths:
+    for path in _table_files(output, name):
         with FileSystems.open(path) as f:
             tables.append(pq.read_table(f, columns=columns))
     return pa.concat_tables(tables)

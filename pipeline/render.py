@@ -19,8 +19,8 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.filesystems import FILESYSTEM_EPILOG, StoreError, check_stores, parse_with_filesystems
-from pipeline.outputs import (RUN_RECORD, SUCCESS, is_finished, iter_table_rows, names_image,
-                              read_image_bytes, table_files)
+from pipeline.outputs import (RUN_RECORD, SUCCESS, OutputError, is_finished, iter_labels,
+                              names_image, read_image_bytes, table_files)
 from transforms.io.records import file_name
 
 # What the colour stands for, by the run's --heat.
@@ -80,9 +80,9 @@ def _positive(text: str) -> int:
 
 
 def read_rows(labels: str) -> Iterator[dict]:
-    """Labels rows, table by table, a batch at a time (so --limit reads little); columns
-    an older run's tables lack are left out."""
-    return iter_table_rows(labels, "labels", list(COLUMNS), batch_rows=64, optional=COLUMNS)
+    """Labels rows with their heatmaps as arrays, table by table, a batch at a time (so
+    --limit reads little); columns an older run's tables lack are left out."""
+    return iter_labels(labels, list(COLUMNS), batch_rows=64, optional=COLUMNS)
 
 
 def _read_json(path: str) -> dict | None:
@@ -226,7 +226,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         check_stores([args.labels, args.out], options)
         return render(args.labels, args.out, args.limit, args.scales_of, args.max_side, args.columns)
-    except (RenderError, StoreError) as e:
+    except (RenderError, OutputError, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

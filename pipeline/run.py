@@ -30,6 +30,7 @@ from transforms.beam.read import (ERRORS, SKIPPED, DecodeImages, ReadImageUris, 
                                   StatFiles)
 from transforms.beam.write import WriteTable, count_rows
 from transforms.config import METRICS_NAMESPACE, LabelConfig
+from transforms.io.heatmap_png import PNG8
 from transforms.io.records import ERRORS_SCHEMA, LABELS_SCHEMA, SKIPPED_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,8 @@ def _finish(result, output: str, options: PipelineOptions, config: LabelConfig,
         "weights": config.weights,
         "weights_checksum": weights_checksum,
         "config": config.record(),
+        # How the labels table stores heatmaps (transforms/io/heatmap_png.py).
+        "heatmap_encoding": PNG8,
         "head": None if config.head is None else head_record(config.head),
         "options": options.get_all_options(drop_default=True),
         # On the local runners: bundles at once and how, given or chosen by the job.

@@ -27,7 +27,7 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.filesystems import FILESYSTEM_EPILOG, StoreError, check_stores, parse_with_filesystems
-from pipeline.outputs import SUCCESS, OutputError, is_finished, iter_table_rows, read_run_record
+from pipeline.outputs import SUCCESS, OutputError, is_finished, iter_labels, read_run_record
 from transforms.io.decode import decode_image
 from transforms.io.records import file_name
 from transforms.maps.multiscale import resize_image
@@ -81,6 +81,9 @@ def run_settings(labels: Sequence[str]) -> dict:
         if not config.get("synsets"):
             raise TrainError(f"{output} ran without --synsets (top-k mode): a head needs the same "
                              "synsets in every image; run the job with --synsets")
+        if config.get("heatmaps", "all") == "none":
+            raise TrainError(f"{output} ran with --heatmaps none: the targets come from the "
+                             "heatmaps; run the job with --heatmaps all (or boxed)")
         if config.get("head"):
             raise TrainError(f"{output} ran with --head: train on the classifier's own maps, "
                              "from a run without --head")
@@ -136,7 +139,7 @@ def examples(labels: Sequence[str], settings: dict, mapper: ResponseMapper, cach
     cache.mkdir(parents=True, exist_ok=True)
     fit, held_out, images = [], [], [0, 0]
     for output in labels:
-        for n, row in enumerate(iter_table_rows(output, "labels", LABEL_COLUMNS), start=1):
+        for n, row in enumerate(iter_labels(output, LABEL_COLUMNS), start=1):
             # Split by file name: the same images are held out in every run of this command.
             side = int(hashlib.sha256(file_name(row["image_uri"]).encode()).hexdigest()[-8:], 16)
             held = side / 16 ** 8 < args.held_out

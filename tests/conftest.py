@@ -64,6 +64,42 @@ def by_uri(rows) -> dict:
     return {Path(row["image_uri"]).name: row for row in rows.to_pylist()}
 
 
+def labels_by_name(output: Path) -> dict:
+    """A run's labels rows by file name, read back as the project's commands read them:
+    heatmaps as arrays."""
+    from pipeline.outputs import read_labels
+
+    return {Path(row["image_uri"]).name: row for row in read_labels(str(output))}
+
+
+def as_float32_run(run: Path, copy: Path) -> Path:
+    """A copy of a finished run as runs before PNG heatmaps wrote it: each heatmap's heat
+    and probability as float32 lists (``values``, ``probabilities``), no encoding in the
+    table's metadata. The maps are the run's own, read back."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.outputs import read_labels
+    from transforms.io.records import LABELS_SCHEMA
+
+    heatmap = pa.struct([
+        ("synset", pa.string()), ("label", pa.string()), ("score", pa.float32()),
+        ("height", pa.int32()), ("width", pa.int32()), ("values", pa.list_(pa.float32())),
+        ("probabilities", pa.list_(pa.float32()))])
+    schema = LABELS_SCHEMA.remove_metadata().set(
+        LABELS_SCHEMA.get_field_index("heatmaps"), pa.field("heatmaps", pa.list_(heatmap)))
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("labels-*"))
+    rows = [{**row, "heatmaps": [
+        {**{k: h[k] for k in ("synset", "label", "score", "height", "width")},
+         "values": h["heat"].ravel().tolist(), "probabilities": h["probability"].ravel().tolist()}
+        for h in row["heatmaps"]],
+        "scale_heatmaps": [{**{k: v for k, v in m.items() if k != "heat"},
+                            "values": m["heat"].ravel().tolist()} for m in row["scale_heatmaps"]]}
+        for row in read_labels(str(run))]
+    pq.write_table(pa.Table.from_pylist(rows, schema), copy / "labels-00000-of-00001.parquet")
+    return copy
+
+
 def free_port(host: str = "localhost") -> int:
     with socket.socket() as s:
         s.bind((host, 0))

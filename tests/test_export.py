@@ -15,7 +15,7 @@ from transforms.export.labelled import UniqueNames, categories, labelled_images
 from transforms.quality.ground_truth import read_ground_truth
 from transforms.vocab.synsets import parse_synset_spec
 
-from conftest import GOOD, LOCAL, by_uri, table
+from conftest import GOOD, LOCAL, as_float32_run, by_uri, table
 
 SYNSETS = "dog,n02121620,bicycle"
 NAMES = ["dog", "cat", "bicycle"]
@@ -231,3 +231,13 @@ def test_images_with_one_file_name_get_distinct_names():
     names = UniqueNames()
     first, second = names("gs://a/x/dog.jpg"), names("gs://a/y/dog.jpg")
     assert first == "dog.jpg" and second.startswith("dog-") and second.endswith(".jpg")
+
+
+def test_an_older_run_with_float32_heatmaps_exports_the_same_boxes(finished_run, tmp_path):
+    old = as_float32_run(finished_run, tmp_path / "float32")
+    for run_dir in (finished_run, old):
+        assert export(["--labels", str(run_dir), "--format", "coco",
+                       "--out", str(tmp_path / f"coco-{run_dir.name}")]) == 0
+    exported = [json.loads(next((tmp_path / f"coco-{r.name}").rglob("*.json")).read_text())
+                for r in (finished_run, old)]
+    assert exported[0]["annotations"] and exported[0]["annotations"] == exported[1]["annotations"]

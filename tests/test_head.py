@@ -57,7 +57,8 @@ def test_pseudo_masks_keep_the_confident_cells_only():
 def test_training_on_a_few_photos_lowers_the_loss(lite0_mapper):
     """Real features and the real job's heat on the three test photos (one scale, 288,
     for speed): fitted on two, stopped on the third, the pseudo-label loss falls."""
-    from transforms.io.records import SourceFile, label_row
+    from transforms.io.heatmap_png import PNG8
+    from transforms.io.records import SourceFile, decoded_row, label_row
     from transforms.maps.multiscale import scale_image, synset_heatmaps
     from transforms.maps.scales import parse_scales
     from transforms.train.examples import FeatureExtractor, HeadExample, row_targets
@@ -73,8 +74,9 @@ def test_training_on_a_few_photos_lowers_the_loss(lite0_mapper):
     for name in GOOD:
         photo = load_photo(name)
         maps = synset_heatmaps(lite0_mapper, photo, synsets, scales)
-        row = label_row(SourceFile(name), maps, maps.boxes(thresholds=(0.25,), min_score=0.05),
-                        "efficientnet_lite0", "blend", 5)
+        row = decoded_row(label_row(SourceFile(name), maps,
+                                    maps.boxes(thresholds=(0.25,), min_score=0.05),
+                                    "efficientnet_lite0", "blend", 5), PNG8)
         network_input = scale_image(photo, photo.shape[:2], scales, 32).inputs[0]
         features = extract(network_input)
         assert features.shape[:2] == (row["heatmaps"][0]["height"], row["heatmaps"][0]["width"])

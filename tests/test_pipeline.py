@@ -13,7 +13,7 @@ from pipeline.run import run
 from transforms.beam.progress import TALLY
 from transforms.io.records import ERRORS_SCHEMA, LABELS_SCHEMA
 
-from conftest import DATA, GOOD, LOCAL, by_uri, table
+from conftest import DATA, GOOD, LOCAL, by_uri, labels_by_name, table
 from test_real_photos import DOG_BOX, iou
 
 # Fused grid = the finest scale's map: 640 px shorter side, /32 per cell.
@@ -26,9 +26,11 @@ def test_end_to_end_labels_errors_and_run_record(photos, tmp_path, weights_cache
                 "--synsets", "dog,n02121620,bicycle", *LOCAL]) == 0
 
     labels = table(output, "labels")
-    assert labels.schema.equals(LABELS_SCHEMA)
-    minimum = read_run_record(str(output))["config"]["min_confidence"]
-    rows = by_uri(labels)
+    assert labels.schema.equals(LABELS_SCHEMA, check_metadata=True)  # heatmaps as PNGs, said so
+    record = read_run_record(str(output))
+    minimum = record["config"]["min_confidence"]
+    assert (record["config"]["heatmaps"], record["heatmap_encoding"]) == ("all", "png8")
+    rows = labels_by_name(output)
     assert sorted(rows) == sorted(GOOD)
     dog = rows["dog.jpg"]
     assert (dog["width"], dog["height"], dog["model"], dog["heat"]) == (768, 576, "efficientnet_lite0",
@@ -40,13 +42,14 @@ def test_end_to_end_labels_errors_and_run_record(photos, tmp_path, weights_cache
         assert [h["synset"] for h in row["heatmaps"]] == ["n02084071", "n02121620", "n02834778"]
         for heatmap in row["heatmaps"]:
             assert (heatmap["height"], heatmap["width"]) == FUSED_GRID[name]
-            assert len(heatmap["values"]) == len(heatmap["probabilities"]) == heatmap["height"] * heatmap["width"]
+            assert heatmap["heat"].shape == heatmap["probability"].shape == FUSED_GRID[name]
             # Blend heat is normalised to its image's range; probabilities are probabilities.
-            assert (min(heatmap["values"]), max(heatmap["values"])) == (0.0, 1.0)
-            assert 0 <= min(heatmap["probabilities"]) <= max(heatmap["probabilities"]) <= 1
+            assert (heatmap["heat"].min(), heatmap["heat"].max()) == (0.0, 1.0)
+            assert 0 <= heatmap["probability"].min() <= heatmap["probability"].max() <= 1
         for box in row["boxes"]:  # scored by the synset's probability, at least --min-score
             heatmap = next(h for h in row["heatmaps"] if h["synset"] == box["synset"])
-            assert 0.05 <= box["score"] <= max(heatmap["probabilities"]) + 1e-6
+            # (the probability map stored to half of its 8 bits' step)
+            assert 0.05 <= box["score"] <= heatmap["probability"].max() + 0.5 / 255
         # Each box's probability of being right, by the shipped calibration, at least its
         # minimum; the boxes most likely right first.
         confidences = [b["confidence"] for b in row["boxes"]]
@@ -268,7 +271,7 @@ def _dog_photo_labelled(output, flag: str, value: str, *more: str) -> dict:
     assert run(["--input", str(DATA / "dog.jpg"), "--output", str(output), "--synsets",
                 "dog,bicycle", flag, value, *more, *LOCAL]) == 0
     assert read_run_record(str(output))["config"][flag[2:].replace("-", "_")] == value
-    (row,) = table(output, "labels").to_pylist()
+    (row,) = labels_by_name(output).values()
     return row
 
 
@@ -277,8 +280,9 @@ def test_both_engines_label_alike_and_the_run_records_which_ran(tmp_path, weight
             for engine in ("tensorflow", "onnxruntime")}
     for a, b in zip(rows["tensorflow"]["heatmaps"], rows["onnxruntime"]["heatmaps"]):
         assert a["synset"] == b["synset"]
-        np.testing.assert_allclose(a["values"], b["values"], atol=1e-3)
-        np.testing.assert_allclose(a["probabilities"], b["probabilities"], atol=1e-4)
+        # Stored in 8 bits: the engines' maps within a step of the codes.
+        np.testing.assert_allclose(a["heat"], b["heat"], atol=1 / 255 + 1e-6)
+        np.testing.assert_allclose(a["probability"], b["probability"], atol=1 / 255 + 1e-6)
     box = lambda b: (b["synset"], b["x0"], b["y0"], b["x1"], b["y1"])  # noqa: E731
     assert [box(b) for b in rows["tensorflow"]["boxes"]] == [box(b) for b in rows["onnxruntime"]["boxes"]]
 
@@ -289,7 +293,8 @@ def test_boxes_are_refined_by_the_photo_unless_told_not_to(tmp_path, weights_cac
     rows = {refine: _dog_photo_labelled(tmp_path / refine, "--refine-boxes", refine,
                                         "--confidence", "none")
             for refine in ("grabcut", "none")}
-    assert rows["grabcut"]["heatmaps"] == rows["none"]["heatmaps"]
+    for a, b in zip(rows["grabcut"]["heatmaps"], rows["none"]["heatmaps"], strict=True):
+        assert a["synset"] == b["synset"] and np.array_equal(a["heat"], b["heat"])
     refined, plain = rows["grabcut"]["boxes"], rows["none"]["boxes"]
     # The same components, scored alike; each refined box within its component's box.
     scored = lambda boxes: [(b["synset"], b["score"]) for b in boxes]  # noqa: E731
@@ -299,3 +304,12 @@ def test_boxes_are_refined_by_the_photo_unless_told_not_to(tmp_path, weights_cac
     xyxy = lambda b: (b["x0"], b["y0"], b["x1"], b["y1"])  # noqa: E731
     dog = lambda boxes: next(xyxy(b) for b in boxes if b["label"] == "dog")  # noqa: E731
     assert iou(dog(refined), DOG_BOX) > iou(dog(plain), DOG_BOX) + 0.1
+
+
+def test_rows_keep_the_heatmaps_asked_for(tmp_path, weights_cache):
+    row = _dog_photo_labelled(tmp_path / "boxed", "--heatmaps", "boxed", "--synsets",
+                              "dog,bicycle,n02121620")
+    boxed = {b["synset"] for b in row["boxes"]}
+    # The cat has no box in the dog photo: its heatmap is left out, the others kept.
+    assert "n02121620" not in boxed and boxed == {"n02084071", "n02834778"}
+    assert [h["synset"] for h in row["heatmaps"]] == ["n02084071", "n02834778"]

@@ -21,7 +21,7 @@ from transforms.io import records
 from transforms.viz import overlay
 from transforms.maps.heatmaps import fuse
 
-from conftest import DATA, GOOD, LOCAL, by_uri, table
+from conftest import DATA, GOOD, LOCAL, as_float32_run, labels_by_name, table
 
 # Named rather than left to the defaults, which are tuned elsewhere: at these the dog
 # and the bicycle of dog.jpg each get a box, the cat gets one, the eagle none, and the
@@ -49,7 +49,7 @@ def labelled(tmp_path_factory, weights_cache) -> Path:
 
 @pytest.fixture(scope="module")
 def rows(labelled) -> dict:
-    return by_uri(table(labelled, "labels"))
+    return labels_by_name(labelled)
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +106,7 @@ def test_heat_shows_where_the_heat_is_and_nowhere_else(viz, rows):
     font = grid.font_size
     cold_seen = 0
     for k, heatmap in enumerate(row["heatmaps"], start=1):
-        values = np.asarray(heatmap["values"], np.float32).reshape(heatmap["height"], heatmap["width"])
-        raster = overlay.heat_raster(values, photo.shape[:2])
+        raster = overlay.heat_raster(heatmap["heat"], photo.shape[:2])
         change = np.abs(_panel(picture, grid, k) - photo)
         # Away from the box outlines and labels.
         away = np.ones(raster.shape, bool)
@@ -171,14 +170,14 @@ def test_per_scale_picture_has_each_scale_and_the_fused_map(viz, rows, labelled)
     for line, heatmap in enumerate(row["heatmaps"]):
         for column, scale in enumerate(SCALES):
             m = scale_maps[heatmap["synset"], scale]
-            values = np.asarray(m["values"], np.float32).reshape(m["height"], m["width"])
-            expected = overlay.blend_heat(photo, values)
+            expected = overlay.blend_heat(photo, m["heat"])
             assert np.array_equal(_panel(picture, grid, 3 * line + column), expected)
         # The maps of the two scales differ, and fused they give the fused map.
-        a, b = (np.asarray(scale_maps[heatmap["synset"], s]["values"]) for s in SCALES)
+        a, b = (scale_maps[heatmap["synset"], s]["heat"] for s in SCALES)
         if heatmap["label"] != "cat":  # ~0 at both scales in dog.jpg
             assert np.abs(a - b).max() > 0.1
-        np.testing.assert_allclose(fuse([a, b], fusion), heatmap["values"], atol=1e-5)
+        # (the fused heat as stored: to half a step of its 8 bits)
+        np.testing.assert_allclose(fuse([a, b], fusion), heatmap["heat"], atol=0.5 / 255 + 1e-5)
     # The dog's fused panel carries its box; per-scale panels carry none.
     cyan = lambda k: (_panel(picture, grid, k) == overlay.BOX_COLOUR).all(axis=2).any()
     assert cyan(2) and not cyan(0) and not cyan(1)
@@ -342,3 +341,13 @@ def test_contact_sheet_in_a_browser(viz, rows, tmp_path):
             browser.close()
     shot = Image.open(tmp_path / "contact-sheet.png")
     assert shot.width == 1200 and shot.height > 3 * overlay.THUMBNAIL_SIDE
+
+
+def test_an_older_run_with_float32_heatmaps_renders_as_its_png_twin(labelled, viz, tmp_path):
+    old = as_float32_run(labelled, tmp_path / "float32")
+    out = tmp_path / "viz"
+    assert render.run(["--labels", str(old), "--out", str(out), "--scales-of", "dog.jpg"]) == 0
+    pictures = sorted(p.name for p in viz.glob("*.png"))
+    assert pictures == sorted(p.name for p in out.glob("*.png")) and "dog.scales.png" in pictures
+    for name in pictures:  # the same maps, so the same pixels
+        assert np.array_equal(np.asarray(Image.open(out / name)), np.asarray(Image.open(viz / name)))

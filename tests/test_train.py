@@ -6,12 +6,12 @@ import shutil
 import numpy as np
 import pytest
 
-from pipeline.outputs import iter_table_rows
+from pipeline.outputs import iter_labels
 from pipeline.run import run
 from pipeline.train import main as train
 from transforms.model.head import build_head
 
-from conftest import DATA, GOOD, LOCAL
+from conftest import DATA, GOOD, LOCAL, as_float32_run
 
 SYNSETS = "dog,n02121620,bicycle"
 
@@ -86,7 +86,7 @@ def trained_head(synsets_run, tmp_path_factory):
 
 def _heatmap_shapes(output) -> dict:
     return {(row["image_uri"].rsplit("/", 1)[-1], h["synset"]): (h["height"], h["width"])
-            for row in iter_table_rows(str(output), "labels", ["image_uri", "heatmaps"])
+            for row in iter_labels(str(output), ["image_uri", "heatmaps"])
             for h in row["heatmaps"]}
 
 
@@ -140,3 +140,10 @@ def test_a_head_the_job_cannot_use_fails_fast(trained_head, tmp_path, capsys):
         assert run(["--input", dog, "--output", str(output), *flags, *LOCAL]) == 2, flags
         assert message in capsys.readouterr().err, flags
         assert not output.exists()
+
+
+def test_an_older_run_with_float32_heatmaps_trains_a_head(synsets_run, tmp_path):
+    old = as_float32_run(synsets_run, tmp_path / "float32")
+    assert train(["--labels", str(old), "--out", str(tmp_path / "head"), "--held-out", "0.6",
+                  "--epochs", "1"]) == 0
+    assert json.loads((tmp_path / "head" / "manifest.json").read_text())["data"]["examples"] == 6

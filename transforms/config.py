@@ -8,6 +8,7 @@ from transforms.maps.boxes import DEFAULT_MIN_SCORE
 from transforms.maps.confidence import LogisticConfidence
 from transforms.maps.hypotheses import DEFAULT_THRESHOLDS
 from transforms.io.decode import DEFAULT_MAX_PIXELS
+from transforms.io.records import DEFAULT_HEATMAPS
 from transforms.maps.heatmaps import DEFAULT_FUSION, DEFAULT_HEAT
 from transforms.maps.refine import DEFAULT_REFINEMENT
 from transforms.maps.multiscale import DEFAULT_HEAD_MAPS, DEFAULT_SCORE_CELLS, DEFAULT_TOP_K
@@ -62,6 +63,7 @@ class LabelConfig:
     refine_boxes: str = DEFAULT_REFINEMENT  # grabcut: boxes refined by the photo; none
     head: str | None = None
     head_maps: str = DEFAULT_HEAD_MAPS
+    heatmaps: str = DEFAULT_HEATMAPS  # whose heatmaps the rows keep: all, boxed (synsets with a box), none
     keep_scale_maps: bool = False  # each scale's heatmaps in the labels rows, not just the fused
     batch_size: int = 0  # images per network call; 0: the worker's choice (fcn.default_batch_size)
     max_pixels: int | None = DEFAULT_MAX_PIXELS

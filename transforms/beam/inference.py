@@ -159,7 +159,7 @@ def result_row(source: SourceFile, result: PredictionResult, config: LabelConfig
     photo = result.example.largest() if config.refine_boxes == "grabcut" else None
     boxes = result.inference.boxes(photo=photo, **config.box_options())
     return label_row(source, result.inference, boxes, config.model, config.heat, config.top_k,
-                     config.keep_scale_maps)
+                     config.keep_scale_maps, config.heatmaps)
 
 
 class ToLabelRows(beam.DoFn):

@@ -1,5 +1,5 @@
 """The output contract: Parquet schemas of the labels, errors and skipped tables, and
-their rows."""
+their rows; the labels rows read back with their heatmaps as arrays."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
+from transforms.io import heatmap_png
+from transforms.io.heatmap_png import FLOAT32, PNG8, HeatmapEncodingError
 from transforms.vocab.synsets import class_synset
 
 if TYPE_CHECKING:  # the maps need TensorFlow; readers of the tables (export, render) do not
@@ -22,15 +24,19 @@ BOX = pa.struct([
     ("x0", pa.float32()), ("y0", pa.float32()), ("x1", pa.float32()), ("y1", pa.float32()),
     ("confidence", pa.float32()),
 ])
-# ``values`` is the heat (see LABELS_SCHEMA's ``heat``), ``probabilities`` the synset's
-# probability per cell, on the same grid; ``score`` the synset's image-level score (its
-# probability averaged over the cells where it is highest, see
+# ``heat_png``: the heat (see LABELS_SCHEMA's ``heat``) on a height × width grid, an 8-bit
+# PNG of heat_max · code / 255 (transforms/io/heatmap_png.py); ``probability_png``: the
+# synset's probability per cell on the same grid, code / 255; ``score``: the synset's
+# image-level score (its probability averaged over the cells where it is highest, see
 # transforms.maps.multiscale.pooled_scores), what top-k mode ranks by.
 HEATMAP = pa.struct([
     ("synset", pa.string()), ("label", pa.string()), ("score", pa.float32()), ("height", pa.int32()),
-    ("width", pa.int32()), ("values", pa.list_(pa.float32())),
-    ("probabilities", pa.list_(pa.float32())),
+    ("width", pa.int32()), ("heat_png", pa.binary()), ("heat_max", pa.float32()),
+    ("probability_png", pa.binary()),
 ])
+# Which synsets' heatmaps a row keeps (--heatmaps): every synset's, those with a box, none.
+HEATMAPS_KEPT = ("all", "boxed", "none")
+DEFAULT_HEATMAPS = "all"
 # A synset's map at one input scale, resampled to the fused heatmap's grid (kept on request).
 SCALE_HEATMAP = pa.struct([
     ("synset", pa.string()), ("scale", pa.string()), ("height", pa.int32()),
@@ -47,11 +53,11 @@ SOURCE_FIELDS = [
 ]
 LABELS_SCHEMA = pa.schema([
     ("image_uri", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
-    ("model", pa.string()), ("heat", pa.string()),  # what heatmap values are: logit or probability
+    ("model", pa.string()), ("heat", pa.string()),  # what heatmap values are: blend, logit, probability
     ("boxes", pa.list_(BOX)), ("heatmaps", pa.list_(HEATMAP)),
     ("top_classes", pa.list_(TOP_CLASS)), ("scale_heatmaps", pa.list_(SCALE_HEATMAP)),
     *SOURCE_FIELDS,
-])
+], metadata={heatmap_png.METADATA_KEY: PNG8.encode()})
 ERRORS_SCHEMA = pa.schema([
     ("image_uri", pa.string()), ("stage", pa.string()), ("error_type", pa.string()),
     ("message", pa.string()), *SOURCE_FIELDS,
@@ -87,10 +93,60 @@ def row_boxes(row: dict) -> list[LabelBox]:
             for b in row.get("boxes") or []]
 
 
-def heatmap_values(entry: dict, field: str = "values") -> np.ndarray:
-    """A heatmaps (or scale_heatmaps) entry of a labels row back as its (height, width)
-    array: the inverse of the row-major ``values`` (or ``probabilities``) list written here."""
-    return np.asarray(entry[field], np.float32).reshape(entry["height"], entry["width"])
+def table_heatmap_encoding(schema: pa.Schema) -> str:
+    """How a labels table (its Arrow schema) stores heatmaps: as its metadata says, or
+    where that was lost (a table rewritten by another tool) as its fields show."""
+    named = (schema.metadata or {}).get(heatmap_png.METADATA_KEY)
+    if named is not None:
+        encoding = named.decode(errors="replace")
+        if encoding not in heatmap_png.ENCODINGS:
+            raise HeatmapEncodingError(
+                f"heatmap encoding {encoding!r} is unknown to this version, which reads "
+                f"{', '.join(heatmap_png.ENCODINGS)}: read the run with the version that wrote it")
+        return encoding
+    if "heatmaps" not in schema.names:
+        return PNG8
+    fields = {field.name for field in schema.field("heatmaps").type.value_type}
+    return FLOAT32 if "values" in fields else PNG8
+
+
+def decoded_row(row: dict, encoding: str) -> dict:
+    """A labels row as read from a table of ``encoding`` with its heatmaps as (height,
+    width) float32 arrays: each ``heatmaps`` entry's ``heat`` and ``probability``, each
+    ``scale_heatmaps`` entry's ``heat``."""
+    decoded = dict(row)
+    try:
+        if row.get("heatmaps") is not None:
+            decoded["heatmaps"] = [_decoded_heatmap(entry, encoding) for entry in row["heatmaps"]]
+        if row.get("scale_heatmaps") is not None:
+            decoded["scale_heatmaps"] = [
+                {**_fields(entry, "values"), "heat": _array(entry["values"], entry)}
+                for entry in row["scale_heatmaps"]]
+    except (HeatmapEncodingError, KeyError, TypeError, ValueError) as e:
+        raise HeatmapEncodingError(f"{row.get('image_uri')}: heatmaps in {encoding} expected, "
+                                   f"{type(e).__name__}: {e}") from e
+    return decoded
+
+
+def _decoded_heatmap(entry: dict, encoding: str) -> dict:
+    shape = (entry["height"], entry["width"])
+    if encoding == FLOAT32:
+        return {**_fields(entry, "values", "probabilities"), "heat": _array(entry["values"], entry),
+                "probability": _array(entry["probabilities"], entry)}
+    try:
+        return {**_fields(entry, "heat_png", "heat_max", "probability_png"),
+                "heat": heatmap_png.decode(entry["heat_png"], shape, entry["heat_max"]),
+                "probability": heatmap_png.decode(entry["probability_png"], shape, 1.0)}
+    except HeatmapEncodingError as e:
+        raise HeatmapEncodingError(f"synset {entry['synset']}: {e}") from e
+
+
+def _fields(entry: dict, *stored: str) -> dict:
+    return {k: v for k, v in entry.items() if k not in stored}
+
+
+def _array(values: Sequence[float], entry: dict) -> np.ndarray:
+    return np.asarray(values, np.float32).reshape(entry["height"], entry["width"])
 
 
 def file_name(uri: str) -> str:
@@ -114,15 +170,19 @@ class SourceFile:
 
 
 def label_row(source: SourceFile, heatmaps: SynsetHeatmaps, boxes: Mapping[str, Sequence[Box]],
-              model: str, heat: str, top_k: int, keep_scale_maps: bool = False) -> dict:
+              model: str, heat: str, top_k: int, keep_scale_maps: bool = False,
+              kept_heatmaps: str = DEFAULT_HEATMAPS) -> dict:
     """One labels row: the ``boxes`` of every synset (by wnid) best first (by confidence
-    where they have one, else by score), the fused heatmaps and probability maps
-    (row-major), the image's top classes and, if asked for, every scale's heatmaps."""
+    where they have one, else by score), the fused heatmaps and probability maps of the
+    synsets ``kept_heatmaps`` names (as PNGs), the image's top classes and, if asked for,
+    every scale's heatmaps (float32, row-major)."""
     ranked = sorted(((synset, box) for synset in heatmaps.synsets
                      for box in boxes.get(synset.wnid, ())), key=lambda s_box: -s_box[1].rank)
     rows = [{"synset": synset.wnid, "label": synset.label, "score": box.score, "x0": box.x0,
              "y0": box.y0, "x1": box.x1, "y1": box.y1, "confidence": box.confidence}
             for synset, box in ranked]
+    kept = {"all": range(len(heatmaps.synsets)), "none": (),
+            "boxed": [i for i, s in enumerate(heatmaps.synsets) if boxes.get(s.wnid)]}[kept_heatmaps]
     height, width = heatmaps.grid.shape
     top_classes = [(class_synset(index), score) for index, score in heatmaps.top_classes(top_k)]
     return {
@@ -132,13 +192,7 @@ def label_row(source: SourceFile, heatmaps: SynsetHeatmaps, boxes: Mapping[str, 
         "model": model,
         "heat": heat,
         "boxes": rows,
-        "heatmaps": [
-            {"synset": synset.wnid, "label": synset.label, "score": float(heatmaps.scores[i]),
-             "height": height, "width": width,
-             "values": heatmaps.fused[..., i].ravel().tolist(),
-             "probabilities": heatmaps.probability[..., i].ravel().tolist()}
-            for i, synset in enumerate(heatmaps.synsets)
-        ],
+        "heatmaps": [_heatmap_entry(heatmaps, i) for i in kept],
         "top_classes": [
             {"index": synset.class_indices[0], "wnid": synset.wnid, "label": synset.label,
              "score": score}
@@ -151,6 +205,16 @@ def label_row(source: SourceFile, heatmaps: SynsetHeatmaps, boxes: Mapping[str, 
             for i, synset in enumerate(heatmaps.synsets)
         ] if keep_scale_maps else [],
     }
+
+
+def _heatmap_entry(heatmaps: SynsetHeatmaps, i: int) -> dict:
+    synset, heat = heatmaps.synsets[i], heatmaps.fused[..., i]
+    height, width = heat.shape
+    heat_max = float(heat.max(initial=0.0))
+    return {"synset": synset.wnid, "label": synset.label, "score": float(heatmaps.scores[i]),
+            "height": height, "width": width, "heat_png": heatmap_png.encode(heat, heat_max),
+            "heat_max": heat_max,
+            "probability_png": heatmap_png.encode(heatmaps.probability[..., i], 1.0)}
 
 
 def error_record(source: SourceFile, stage: str, error_type: str, message: str) -> dict:

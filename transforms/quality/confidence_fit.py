@@ -71,17 +71,17 @@ class LabelledHypotheses:
 
 def row_hypotheses(row: Mapping, settings: Mapping, photo: np.ndarray | None,
                    image: str, truth_synset: Callable[[str], str | None]) -> LabelledHypotheses:
-    """Every hypothesis of every synset of a labels row, made from its stored heat and
-    probability maps as the job made them (``settings``: the run's LabelConfig record),
-    refined by ``photo`` (the image, any size) when given."""
+    """Every hypothesis of every synset of a labels row (read back with its heatmaps as
+    arrays: ``records.decoded_row``), made from its heat and probability maps as the job
+    made them (``settings``: the run's LabelConfig record), refined by ``photo`` (the
+    image, any size) when given."""
     image_size = (row["height"], row["width"])
     evidence = synset_evidence(np.array([h["score"] for h in row["heatmaps"]], np.float64))
     thresholds = dict(settings.get("synset_thresholds") or {})
     resized = None
     per_synset = []
     for heatmap, synset_evidence_ in zip(row["heatmaps"], evidence):
-        heat = np.asarray(heatmap["values"], np.float32).reshape(heatmap["height"], heatmap["width"])
-        probability = np.asarray(heatmap["probabilities"], np.float32).reshape(heat.shape)
+        heat, probability = heatmap["heat"], heatmap["probability"]
         grid = MapGrid.uniform(*heat.shape, image_size)
         if photo is not None and resized is None:
             resized = resize_photo(photo, raster_shape(grid, image_size, PIXELS_PER_CELL))

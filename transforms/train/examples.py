@@ -43,22 +43,22 @@ class FeatureExtractor:
 def row_targets(row: dict, synsets: Sequence[str], factor: int, cells: MapGrid,
                 foreground: float = DEFAULT_FOREGROUND,
                 background: float = DEFAULT_BACKGROUND) -> np.ndarray:
-    """(h·f, w·f, S) targets of a labels row for ``synsets`` (wnids, the head's order),
+    """(h·f, w·f, S) targets of a labels row (its heatmaps as arrays:
+    ``records.decoded_row``) for ``synsets`` (wnids, the head's order),
     for features on ``cells`` (their grid in the original image's pixels, at any of the
     run's scales): each synset's fused heat (uniform over the image) resampled bilinearly
     to the head's finer cells, then pseudo-masked; a synset without a heatmap in the row
-    (top-k mode: not among the image's best) is background throughout."""
+    (top-k mode: not among the image's best; ``--heatmaps boxed``: without a box) is
+    background throughout."""
     heatmaps = {h["synset"]: h for h in row["heatmaps"]}
     with_boxes = {b["synset"] for b in row["boxes"] or ()}
-    first = row["heatmaps"][0]
-    h, w = first["height"], first["width"]
-    heat_grid = MapGrid.uniform(h, w, (row["height"], row["width"]))
     finer = finer_grid(cells, factor)
     targets = np.zeros((*finer.shape, len(synsets)), np.float32)
     for s, wnid in enumerate(synsets):
         entry = heatmaps.get(wnid)
         if entry is None:
             continue
-        heat = resample(np.asarray(entry["values"], np.float32).reshape(h, w), heat_grid, finer)
+        heat_grid = MapGrid.uniform(*entry["heat"].shape, (row["height"], row["width"]))
+        heat = resample(entry["heat"], heat_grid, finer)
         targets[..., s] = pseudo_mask(heat, wnid in with_boxes, foreground, background)
     return targets

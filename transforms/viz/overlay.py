@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw, ImageFont
 from transforms.maps.boxes import upsample
 from transforms.io.decode import decode_image
 from transforms.maps.heatmaps import MapGrid
-from transforms.io.records import LabelBox, file_name, heatmap_values, row_boxes
+from transforms.io.records import LabelBox, file_name, row_boxes
 
 DEFAULT_MAX_SIDE = 640
 DEFAULT_COLORMAP = "inferno"
@@ -67,10 +67,10 @@ def heat_panels(row: dict) -> list[HeatPanel]:
     boxes = row_boxes(row)
     panels = []
     for heatmap in row.get("heatmaps") or []:
-        peak = float(heatmap_values(heatmap, "probabilities").max(initial=0))
+        peak = float(heatmap["probability"].max(initial=0))
         panels.append(HeatPanel(
             f"{heatmap['label']} ({heatmap['synset']}), peak probability {peak:.2f}",
-            heatmap_values(heatmap), tuple(b for b in boxes if b.synset == heatmap["synset"])))
+            heatmap["heat"], tuple(b for b in boxes if b.synset == heatmap["synset"])))
     return panels
 
 
@@ -90,10 +90,10 @@ def scale_panels(row: dict, fusion: str | None = None) -> list[list[HeatPanel]]:
     rows = []
     for heatmap in row.get("heatmaps") or []:
         label = heatmap["label"]
-        panels = [HeatPanel(f"{label}, scale {m['scale']}", heatmap_values(m))
+        panels = [HeatPanel(f"{label}, scale {m['scale']}", m["heat"])
                   for m in per_scale if m["synset"] == heatmap["synset"]]
         fused = f"fused ({fusion})" if fusion else "fused"
-        panels.append(HeatPanel(f"{label}, {fused}", heatmap_values(heatmap),
+        panels.append(HeatPanel(f"{label}, {fused}", heatmap["heat"],
                                 tuple(b for b in boxes if b.synset == heatmap["synset"])))
         rows.append(panels)
     return rows
