@@ -1,8 +1,8 @@
 """The benchmark scripts' measuring code runs (their figures are in benchmarks/README.md)."""
 import json
 
-from benchmarks import (confidence, localization, localization_levers, top_k_vocabulary,
-                        trained_head)
+from benchmarks import (confidence, cost_per_image, localization, localization_levers,
+                        top_k_vocabulary, trained_head)
 from benchmarks.large_collection import make_collection
 from benchmarks.pipeline_vs_model import model_only, stage_profile
 from transforms.config import LabelConfig
@@ -110,3 +110,19 @@ def test_lever_study_scores_every_lever(weights_cache, capsys):
     for lever in ("the job's defaults", "component: largest", "flip averaged in",
                   "shift-and-stitch", "context: logit margin", "per-synset thresholds, shrinkage 10"):
         assert lever in out, lever
+
+
+def test_cost_benchmark_reads_each_column_s_bytes_and_profiles_both_modes(tmp_path, weights_cache,
+                                                                         capsys):
+    assert cost_per_image.main(["--photos", str(LABELLED / "JPEGImages"), "--images", "3",
+                                "--profile-images", "2", "--workdir", str(tmp_path), "--",
+                                "--scales", "224"]) == 0
+    for mode in ("synsets", "top-k"):
+        sizes = cost_per_image.column_bytes(tmp_path / mode)
+        assert {"image_uri", "boxes", "heatmaps", "top_classes"} <= set(sizes)
+        # The column chunks are the files less their footers.
+        files = sum(p.stat().st_size for p in (tmp_path / mode).glob("labels-*.parquet"))
+        assert 0 < sizes["heatmaps"] < sum(sizes.values()) < files
+    out = capsys.readouterr().out
+    assert "| --synsets voc | 3 |" in out and "| top-k (default) | 3 |" in out
+    assert "per million images" in out
