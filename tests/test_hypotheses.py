@@ -22,6 +22,20 @@ def _two_objects() -> np.ndarray:
     return heat
 
 
+@pytest.fixture
+def grabcut_calls(monkeypatch) -> list:
+    """The arguments of every GrabCut refinement the hypotheses make, as they make them."""
+    calls = []
+    refine = H.grabcut_extent
+
+    def counting(*args):
+        calls.append(args)
+        return refine(*args)
+
+    monkeypatch.setattr(H, "grabcut_extent", counting)
+    return calls
+
+
 def _model(**weights) -> LogisticConfidence:
     """A confidence of the named features' standardised values (mean 0, scale 1)."""
     names = tuple(weights)
@@ -95,18 +109,11 @@ def test_non_maximum_suppression_by_hand():
     assert [(b.x0, b.confidence) for b in kept] == [(0, 0.9), (60, 0.7)]
 
 
-def test_only_hypotheses_worth_it_are_refined(monkeypatch):
+def test_only_hypotheses_worth_it_are_refined(grabcut_calls):
     heat = _two_objects()
     photo = np.zeros((*SIZE, 3), np.uint8)
     photo[30:90, 20:80] = 255  # the left object stands out of its surroundings
-    calls = []
-
-    def counting(*args):
-        calls.append(args)
-        return H.grabcut_extent.__wrapped__(*args)
-
-    counting.__wrapped__ = H.grabcut_extent
-    monkeypatch.setattr(H, "grabcut_extent", counting)
+    calls = grabcut_calls
     hopeless = _model(threshold=-50.0)  # every box below REFINE_CONFIDENCE
     found = synset_hypotheses(heat, heat, SIZE, EVIDENCE, (0.2, 0.5), photo=photo, model=hopeless)
     assert not calls and all(not h.refined for h in found)
@@ -119,6 +126,26 @@ def test_only_hypotheses_worth_it_are_refined(monkeypatch):
     refined = [h for h in found if h.refined]
     assert refined and all(h.box.confidence is not None for h in refined)
     assert all(dict(zip(FEATURES, h.features))["log_refined_share"] < 0 for h in refined)
+
+
+def test_a_box_the_same_at_two_levels_is_refined_once(grabcut_calls):
+    heat = np.zeros(SIZE, np.float32)
+    heat[30:90, 20:80] = 0.6  # one object, the same component at 0.2 and at 0.5
+    heat[50:70, 40:60] = 0.9
+    photo = np.zeros((*SIZE, 3), np.uint8)
+    photo[40:80, 30:70] = 255
+    calls = grabcut_calls
+    found = synset_hypotheses(heat, heat, SIZE, EVIDENCE, (0.2, 0.5), photo=photo,
+                              model=_model(threshold=50.0))
+    assert len(calls) == 1
+    # The more confident level's (the model favours the higher threshold) is refined,
+    # to the photo's object.
+    (refined,) = [h for h in found if h.refined]
+    assert refined.threshold == 0.5 and (refined.box.x0, refined.box.y0) == (30, 40)
+    # Fitting a confidence refines every component.
+    calls.clear()
+    synset_hypotheses(heat, heat, SIZE, EVIDENCE, (0.2, 0.5), photo=photo, refine_all=True)
+    assert len(calls) == 2
 
 
 def test_synset_evidence_ranks_by_image_score():

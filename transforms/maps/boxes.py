@@ -142,13 +142,23 @@ def components(raster: np.ndarray, cutoff: float, score_raster: np.ndarray | Non
     """The connected components of ``raster >= cutoff`` with at least ``min_pixels``
     pixels and a score (the peak of ``score_raster``, None: of ``raster``) of at least
     ``min_score``, best score first (then mean heat)."""
-    labels, _ = ndimage.label(raster >= cutoff, structure=_EIGHT_CONNECTED)
+    mask = raster >= cutoff
+    # Labelled within the box of what is over the cutoff: at the higher of a synset's
+    # many levels that is a small part of the raster.
+    filled_rows, filled_cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not filled_rows.size:
+        return []
+    top, left = int(filled_rows[0]), int(filled_cols[0])
+    labels, _ = ndimage.label(mask[top:filled_rows[-1] + 1, left:filled_cols[-1] + 1],
+                              structure=_EIGHT_CONNECTED)
     score_raster = raster if score_raster is None else score_raster
     found = []
     # Measured inside each component's bounding slice: ndimage.maximum & co. would scan
     # the whole raster once per statistic.
-    for label, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
-        inside = labels[rows, cols] == label
+    for label, (label_rows, label_cols) in enumerate(ndimage.find_objects(labels), start=1):
+        inside = labels[label_rows, label_cols] == label
+        rows = slice(label_rows.start + top, label_rows.stop + top)
+        cols = slice(label_cols.start + left, label_cols.stop + left)
         values = raster[rows, cols][inside]
         score = float(score_raster[rows, cols][inside].max())
         if values.size >= min_pixels and score >= min_score:

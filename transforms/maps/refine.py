@@ -42,8 +42,6 @@ ITERATIONS = 1
 MAX_SIDE = 128
 RANDOM_SEED = 0
 
-_FOREGROUND = (cv2.GC_FGD, cv2.GC_PR_FGD)
-_BACKGROUND = (cv2.GC_BGD, cv2.GC_PR_BGD)
 
 
 def resize_photo(photo: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -92,7 +90,8 @@ def grabcut_extent(photo: np.ndarray, raster: np.ndarray, rows: slice, cols: sli
         size = (max(1, round(mask.shape[1] * shrink)), max(1, round(mask.shape[0] * shrink)))
         pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
         small_mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
-    if not (np.isin(small_mask, _FOREGROUND).any() and np.isin(small_mask, _BACKGROUND).any()):
+    foreground = _foreground(small_mask)
+    if foreground.all() or not foreground.any():
         return rows, cols
     # GrabCut starts its colour models by k-means++ from the thread's random generator:
     # seeded here, so that a box does not depend on what the thread refined before it
@@ -103,13 +102,19 @@ def grabcut_extent(photo: np.ndarray, raster: np.ndarray, rows: slice, cols: sli
     if shrink < 1.0:
         small_mask = cv2.resize(small_mask, (mask.shape[1], mask.shape[0]),
                                 interpolation=cv2.INTER_NEAREST)
-    regions, count = ndimage.label(np.isin(small_mask, _FOREGROUND), structure=np.ones((3, 3)))
+    regions, count = ndimage.label(_foreground(small_mask), structure=np.ones((3, 3)))
     if count == 0:
         return rows, cols
-    heat = ndimage.sum(raster[crop], regions, index=np.arange(1, count + 1))
+    heat = np.bincount(regions.ravel(), weights=raster[crop].ravel(), minlength=count + 1)[1:]
     found_rows, found_cols = ndimage.find_objects(regions)[int(np.argmax(heat))]
     # Within the box: a mask enlarged back from a shrunk crop can reach a pixel past it.
     return (_within(found_rows, crop[0].start, rows), _within(found_cols, crop[1].start, cols))
+
+
+def _foreground(mask: np.ndarray) -> np.ndarray:
+    """Where a GrabCut mask says (probable) foreground: GC_FGD (1) and GC_PR_FGD (3) are
+    its odd values, the background's (0, 2) its even ones."""
+    return (mask & 1).astype(bool)
 
 
 def _within(found: slice, offset: int, box: slice) -> slice:
