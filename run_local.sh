@@ -13,10 +13,15 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 [ -x .venv/bin/python ] || python3 -m venv .venv
-# Installed once per version of setup.py: pip's build chatter (and its time) only then.
+# Installed once per version of setup.py, pip's and setuptools' output to a log shown
+# only if the install fails.
 stamp=".venv/.installed-viz-$(sha256sum setup.py | cut -c1-16)"
 if [ ! -e "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet -e '.[viz]'
+  echo "installing the project into .venv (once; log: .venv/install.log) ..." >&2
+  if ! .venv/bin/python -m pip install -e '.[viz]' > .venv/install.log 2>&1; then
+    cat .venv/install.log >&2
+    exit 1
+  fi
   touch "$stamp"
 fi
 # The sample photos keep their per-scale maps, and dog.jpg's are drawn side by side.

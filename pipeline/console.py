@@ -49,12 +49,11 @@ class DropUnactionable(logging.Filter):
                     or any(part in message for part in UNACTIONABLE_PARTS))
 
 
-def configure_console(argv: Sequence[str], load_tensorflow: bool = True) -> bool:
+def configure_console(argv: Sequence[str]) -> bool:
     """Logging for a command line ``argv``; returns whether it asks for ``--verbose``.
     Quiet: TensorFlow's C++ start-up lines off (``TF_CPP_MIN_LOG_LEVEL`` 2 unless set,
-    and TensorFlow loaded with the native stderr silenced), other libraries at WARNING
-    without the unactionable ones, ours at INFO. ``load_tensorflow``: whether the command
-    uses TensorFlow (the job does; reading its tables does not)."""
+    and TensorFlow loaded here with the native stderr silenced), other libraries at
+    WARNING without the unactionable ones, ours at INFO."""
     verbose = VERBOSE_FLAG in argv
     root = logging.getLogger()
     if root.handlers:  # configured already (a second command in this process, a test)
@@ -71,7 +70,7 @@ def configure_console(argv: Sequence[str], load_tensorflow: bool = True) -> bool
         for name in OWN_LOGGERS:
             logging.getLogger(name).setLevel(logging.INFO)
     root.addHandler(handler)
-    if load_tensorflow and not verbose:
+    if not verbose:
         with native_stderr_silenced():
             import tensorflow  # noqa: F401  (loaded here, quietly, once for the process)
     return verbose

@@ -44,9 +44,11 @@ class ConfigError(ValueError):
     """A configuration mistake, found before the pipeline starts."""
 
 
-def _add(group, name: str, **kwargs) -> None:
-    """--name, also spelt with underscores as Beam's own options are (--top-k, --top_k)."""
-    flags = [f"--{name}"] + ([f"--{name.replace('-', '_')}"] if "-" in name else [])
+def _add(group, name: str, *aliases: str, **kwargs) -> None:
+    """--name (and --alias ...), also spelt with underscores as Beam's own options are
+    (--top-k, --top_k)."""
+    flags = [f"--{spelling}" for flag in (name, *aliases)
+             for spelling in dict.fromkeys((flag, flag.replace("-", "_")))]
     group.add_argument(*flags, dest=name.replace("-", "_"), **kwargs)
 
 
@@ -184,9 +186,10 @@ class LabelOptions(PipelineOptions):
              help="float16 compute (Keras mixed_float16) for GPUs with tensor cores; slower on CPU")
         _add(group, "xla", action="store_true",
              help="compile the model with XLA (once per input shape)")
-        _add(group, "tf-threads", type=int, default=0,
-             help="intra-op threads per worker process of the engine (TensorFlow's or ONNX "
-                  "Runtime's) and of numpy's BLAS; 0: on the local runners "
+        _add(group, "threads", "tf-threads", type=int, default=0,
+             help="intra-op threads per worker process of the engine (ONNX Runtime's or "
+                  "TensorFlow's), of numpy's BLAS and of OpenCV; --tf-threads is its "
+                  "older name, still accepted. 0: on the local runners "
                   "with --direct_num_workers N (threads or processes), cores / N, else all "
                   "cores. With several SDK processes per machine, give cores / processes "
                   "(default: %(default)s)")
@@ -240,7 +243,7 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
     for name, value, low in (("--top-k", opts.top_k, 1), ("--batch-size", opts.batch_size, 0),
                              ("--window-stride", opts.window_stride, 1),
                              ("--progress-every", opts.progress_every, 1),
-                             ("--tf-threads", opts.tf_threads, 0),
+                             ("--threads", opts.threads, 0),
                              ("--max-image-pixels", opts.max_image_pixels, 0)):
         if value < low:
             raise ConfigError(f"{name} must be at least {low}, got {value}")
@@ -439,11 +442,11 @@ def choose_local_parallelism(options: PipelineOptions, argv: Sequence[str]) -> d
 
 
 def engine_threads(options: PipelineOptions) -> int:
-    """Intra-op threads per model call: --tf-threads, else the local runners' share."""
-    return options.view_as(LabelOptions).tf_threads or local_tf_threads(options)
+    """Intra-op threads per model call: --threads, else the local runners' share."""
+    return options.view_as(LabelOptions).threads or local_threads(options)
 
 
-def local_tf_threads(options: PipelineOptions) -> int:
+def local_threads(options: PipelineOptions) -> int:
     """Engine threads per model call when the job runs on this machine with several
     bundles at once (--direct_num_workers N in multi_threading or multi_processing mode):
     the cores shared among them, as N calls each using every core oversubscribe the CPU

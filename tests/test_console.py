@@ -55,3 +55,13 @@ def test_only_the_known_unactionable_warnings_are_dropped():
     assert drop.filter(record("Unable to find default credentials to use: not found\n"
                               "Connecting anonymously."))
     assert drop.filter(record("out of memory on a batch of 8 images: splitting it"))
+
+
+def test_the_other_commands_and_the_benchmarks_print_only_their_help():
+    env = {**os.environ}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user's shell has it
+    for command in ("pipeline.evaluate", "pipeline.export", "benchmarks.localization"):
+        shown = subprocess.run([sys.executable, "-m", command, "--help"], cwd=REPO, env=env,
+                               capture_output=True, text=True, timeout=300)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.startswith("usage:") and shown.stderr == "", (command, shown.stderr)

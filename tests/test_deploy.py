@@ -57,7 +57,7 @@ def test_dataflow_cpu_worker_flags_parse(weights_cache):
     options = _options("--runner", "DataflowRunner", "--project", "my-project",
                        "--machine_type", "n2-standard-8",
                        "--experiments=no_use_multiple_sdk_containers",
-                       "--number_of_worker_harness_threads=8", "--tf-threads", "1")
+                       "--number_of_worker_harness_threads=8", "--threads", "1")
     assert unknown_flags(options) == []
     assert options.view_as(DebugOptions).number_of_worker_harness_threads == 8
     assert "no_use_multiple_sdk_containers" in options.view_as(DebugOptions).experiments

@@ -176,7 +176,8 @@ def test_help_describes_every_option(capsys):
                  "--relative-threshold", "--min-box-area", "--min-score", "--refine-boxes",
                  "--confidence", "--min-confidence",
                  "--map-mode", "--window-stride", "--model", "--weights", "--batch-size",
-                 "--max-image-pixels", "--large-model", "--mixed-precision", "--xla", "--tf-threads",
+                 "--max-image-pixels", "--large-model", "--mixed-precision", "--xla", "--threads",
+                 "--tf-threads",
                  "--progress-every",
                  "--run-id", "--overwrite", "--max-error-fraction", "--skip-existing",
                  "--content-hash", "--runner"):
@@ -232,9 +233,11 @@ def test_a_failing_inference_batch_becomes_error_rows(photos, tmp_path, weights_
     (["--runner", "FnApiRunner"], 0),
     (["--runner", "DataflowRunner", "--direct_num_workers=2", "--direct_running_mode=multi_threading"], 0),
     (["--runner", "FnApiRunner", "--direct_num_workers=2", "--direct_running_mode=multi_threading",
-      "--tf-threads", "3"], 3),
+      "--threads", "3"], 3),
+    (["--tf-threads", "3"], 3),  # the older name
+    (["--tf_threads=5"], 5),
 ])
-def test_tf_threads_share_the_cores_among_local_bundles(monkeypatch, argv, threads):
+def test_threads_share_the_cores_among_local_bundles(monkeypatch, argv, threads):
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline.options import label_config
