@@ -83,13 +83,12 @@ def main(argv: list[str] | None = None) -> int:
                           record["images_per_s"], record["steady_images_per_s"]])
 
         config, _ = label_config(PipelineOptions([*job, "--output", str(output)]))
-        tensorflow = ResponseMapper.load(config.model, config.weights, config.map_mode,
-                                         config.window_stride)
         # Threads as the job's bundles have them (cores ÷ bundles, for the engine and,
         # through the model handler, BLAS and OpenCV): threads of a pool that wait for
         # work spin, and their CPU would count as work.
-        mapper = ResponseMapper(tensorflow.backbone, tensorflow.model, engine="onnxruntime",
-                                intra_op_threads=config.intra_op_threads)
+        mapper = ResponseMapper.load(config.model, config.weights, config.map_mode,
+                                     config.window_stride, engine="onnxruntime",
+                                     intra_op_threads=config.intra_op_threads)
         profiled = photos[:args.profile_images]
         clock = stage_profile(profiled, config, mapper, args.workdir)
         cpu = {stage: 1000 * s / len(profiled) for stage, s in clock.cpu.items()}

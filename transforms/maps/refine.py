@@ -43,7 +43,6 @@ MAX_SIDE = 128
 RANDOM_SEED = 0
 
 
-
 def resize_photo(photo: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """(H, W, 3) uint8 RGB → (h, w, 3) at ``shape``, area-averaged: the raster a heatmap
     is thresholded on."""
