@@ -18,6 +18,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.console import configure_console
 from pipeline.filesystems import StoreError, check_stores
+from pipeline.local_runner import flush_outputs_by_size
 from pipeline.options import (ConfigError, LabelOptions, choose_local_parallelism, engine_threads,
                               head_record, label_config, suggest, unknown_flags,
                               workers_in_this_process)
@@ -116,6 +117,8 @@ def run(argv: list[str] | None = None) -> int:
         return 0
     options = PipelineOptions(argv)
     local_parallelism = choose_local_parallelism(options, argv)
+    if local_parallelism is not None:
+        flush_outputs_by_size()
     opts = options.view_as(LabelOptions)
     started_at = dt.datetime.now(dt.timezone.utc)
     try:
