@@ -38,6 +38,9 @@ from transforms.beam.read import DEFAULT_MANIFEST_COLUMN
 log = logging.getLogger(__name__)
 # --confidence's default: the shipped calibration where it fits the run.
 AUTO_CONFIDENCE = "auto"
+# A run where more than half of the images failed is not a success (exit 1, no _SUCCESS):
+# what a scheduled job fed a stale manifest, or pointed at the wrong bucket, looks like.
+DEFAULT_MAX_ERROR_FRACTION = 0.5
 
 
 class ConfigError(ValueError):
@@ -77,9 +80,10 @@ class LabelOptions(PipelineOptions):
         _add(group, "content-hash", action="store_true",
              help="record each input's sha256 and compare contents, not size and time, for "
                   "--skip-existing (reads every input once more)")
-        _add(group, "max-error-fraction", type=float, default=1.0,
+        _add(group, "max-error-fraction", type=float, default=DEFAULT_MAX_ERROR_FRACTION,
              help="fail the run (exit 1, outputs still written, no _SUCCESS) when more than "
-                  "this fraction of the images failed (default: %(default)s, never)")
+                  "this fraction of the images failed, as when a stale manifest names files "
+                  "that are gone (default: %(default)s; 1: never)")
         # What is computed.
         _add(group, "synsets",
              help="comma-separated synsets: wnids (n02084071), WordNet names (dog, domestic "

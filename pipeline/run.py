@@ -29,7 +29,7 @@ from transforms.beam.inference import (FcnModelHandler, ToLabelRows, configure_t
 from transforms.beam.progress import TALLY, ProgressReporter, count_finished
 from transforms.beam.read import (ERRORS, SKIPPED, DecodeImages, ReadImageUris, SkipUnchanged,
                                   StatFiles)
-from transforms.beam.write import WriteTable, count_rows
+from transforms.beam.write import WriteTable, count_rows, failures_by_kind
 from transforms.config import METRICS_NAMESPACE, LabelConfig
 from transforms.io.heatmap_png import PNG8
 from transforms.io.records import ERRORS_SCHEMA, LABELS_SCHEMA, SKIPPED_SCHEMA
@@ -102,7 +102,7 @@ def _arg_parser() -> argparse.ArgumentParser:
                "--machine_type) and portable/Flink options (--job_endpoint, --environment_type, "
                "--environment_config, --flink_master) and object stores' (--s3_endpoint_url, "
                "--s3_access_key_id, --s3_secret_access_key, --s3_region_name; see "
-               "docs/object-stores.md). See the README.")
+               "docs/object-stores.md). Every option explained: docs/options.md.")
     LabelOptions._add_argparse_args(parser)
     return parser
 
@@ -180,8 +180,11 @@ def _finish(result, output: str, options: PipelineOptions, config: LabelConfig,
             problems.append(f"accounting: {counts['matched']} images matched, but {labelled} "
                             f"labelled + {failed} failed + {skipped} skipped")
     processed = labelled + failed
-    if processed and failed / processed > opts.max_error_fraction:
-        problems.append(f"{failed} of {processed} images failed ({failed / processed:.1%}), more "
+    # Of every image the run accounts for: skipped ones are the collection's too, so that
+    # a nightly run retrying the same two broken files, with nothing new, is not a failure.
+    accounted = processed + skipped
+    if accounted and failed / accounted > opts.max_error_fraction:
+        problems.append(f"{failed} of {accounted} images failed ({failed / accounted:.1%}), more "
                         f"than --max-error-fraction {opts.max_error_fraction}; see the errors "
                         f"table in {output}")
     record = {
@@ -202,6 +205,8 @@ def _finish(result, output: str, options: PipelineOptions, config: LabelConfig,
         "local_parallelism": local_parallelism,
         "versions": _versions(),
         "counts": counts,
+        # Failures by kind ("stage: error type"): how many, and one image's URI each.
+        "failures": failures_by_kind(output) if failed else {},
         "counters": counters,
         "wall_time_s": round(wall, 3),
         "images_per_s": round(processed / wall, 3) if wall else None,
@@ -216,6 +221,9 @@ def _finish(result, output: str, options: PipelineOptions, config: LabelConfig,
     print(f"{processed} images: {labelled} labelled, {failed} failed{skipped_note}, "
           f"{counts.get('boxes')} boxes "
           f"in {wall:.1f} s ({record['images_per_s']} images/s{steady}); output in {output}")
+    if record["failures"]:
+        print("failed: " + "; ".join(f"{kind} {failure['count']} (e.g. {failure['example']})"
+                                     for kind, failure in record["failures"].items()))
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)

@@ -138,7 +138,7 @@ def test_an_image_too_small_for_every_scale_is_an_error(tmp_path, weights_cache)
     output = tmp_path / "out"
     # A window map needs a 224-px input; a fixed 100x100 scale gives none.
     assert run(["--input", str(DATA / "dog.jpg"), "--output", str(output), "--map-mode", "window",
-                "--scales", "100x100", *LOCAL]) == 0
+                "--scales", "100x100", "--max-error-fraction", "1", *LOCAL]) == 0
     (error,) = table(output, "errors").to_pylist()
     assert error["stage"] == "decode"
     assert "scale 100x100 gives a 100x100 input, too small for a window map" in error["message"]

@@ -216,7 +216,7 @@ def test_a_failing_inference_batch_becomes_error_rows(photos, tmp_path, weights_
     monkeypatch.setattr(beam_inference, "synset_heatmaps_batch", fail_on_wide_images)
     output = tmp_path / "out"
     assert run(["--input", str(photos / "*"), "--output", str(output), "--synsets", "dog",
-                "--batch-size", "1", *LOCAL]) == 0
+                "--batch-size", "1", "--max-error-fraction", "1", *LOCAL]) == 0
     assert sorted(by_uri(table(output, "labels"))) == ["chelsea.png", "dog.jpg"]
     failed = by_uri(table(output, "errors"))
     assert failed["eagle.jpg"]["stage"] == "inference"

@@ -1,12 +1,15 @@
 """Reruns, scheduled outputs and the run's own checks: nothing duplicated, nothing lost,
 no partial output taken for a finished one."""
 import datetime as dt
+import itertools
 import json
+import logging
 import re
 
 import pytest
 
 from pipeline.run import run
+from transforms.beam import read
 
 from conftest import DATA, LOCAL, by_uri, table
 
@@ -62,6 +65,35 @@ def test_max_error_fraction_fails_the_run_but_keeps_its_outputs(photos, tmp_path
     # Within the limit the same run succeeds.
     assert run(["--input", str(photos / "*"), "--output", str(output), "--max-error-fraction",
                 "0.4", *LOCAL]) == 0
+    assert (output / "_SUCCESS").exists()
+
+
+def test_a_stale_manifest_fails_by_default_its_failures_counted_by_kind(tmp_path, capsys, caplog,
+                                                                      monkeypatch, weights_cache):
+    monkeypatch.setattr(read, "_failures_seen", itertools.count())  # this run's, not the suite's
+    missing = [str(tmp_path / "gone" / f"{i:04d}.jpg") for i in range(300)]
+    manifest = tmp_path / "stale.txt"
+    manifest.write_text("\n".join([str(DATA / "dog.jpg"), *missing]) + "\n")
+    output = tmp_path / "out"
+    with caplog.at_level(logging.WARNING):
+        assert run(["--manifest", str(manifest), "--output", str(output), *LOCAL]) == 1
+    assert not (output / "_SUCCESS").exists()
+    failures = json.loads((output / "run.json").read_text())["failures"]
+    (kind,) = failures
+    assert kind.startswith("read: ") and failures[kind]["count"] == 300
+    assert failures[kind]["example"] in missing
+    out, err = capsys.readouterr()
+    assert f"failed: {kind} 300 (e.g. {failures[kind]['example']})" in out
+    assert "error: 300 of 301 images failed" in err
+    # The first few failures logged one by one, then one line saying the rest are counted.
+    logged = [r.getMessage() for r in caplog.records if r.name == read.log.name]
+    assert len(logged) == read.LOGGED_FAILURES + 1
+    assert all(" failed at read: " in line for line in logged[:-1])
+    assert logged[-1].startswith("more images failed: no longer logged one by one")
+    assert len(table(output, "errors")) == 300
+    # Opting out: the same run succeeds.
+    assert run(["--manifest", str(manifest), "--output", str(output), "--overwrite",
+                "--max-error-fraction", "1", *LOCAL]) == 0
     assert (output / "_SUCCESS").exists()
 
 

@@ -15,7 +15,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 import tensorflow as tf
 import threadpoolctl
 
-from transforms.beam.read import ERRORS
+from transforms.beam.read import ERRORS, logged_failure
 from transforms.config import METRICS_NAMESPACE, LabelConfig
 from transforms.model.fcn import GPU_BATCH_SIZE, ResponseMapper, default_batch_size, resolve_engine
 from transforms.model.head import HEAD_WEIGHTS, MANIFEST, TrainedHead
@@ -183,7 +183,7 @@ class ToLabelRows(beam.DoFn):
             row = result_row(source, result, config)
         except Exception as e:
             self._failed.inc()
-            yield beam.pvalue.TaggedOutput(ERRORS, error_row(source, "postprocess", e))
+            yield beam.pvalue.TaggedOutput(ERRORS, logged_failure(error_row(source, "postprocess", e)))
             return
         self._labelled.inc()
         self._boxes.inc(len(row["boxes"]))
@@ -198,4 +198,4 @@ def failed_batch_rows(failure) -> Iterable[dict]:
     repr, traceback lines)) — as error rows, one per image of the failed batch."""
     batch, (error_type, message, _traceback) = failure
     for source, _ in batch:
-        yield error_record(source, "inference", error_type.__name__, message)
+        yield logged_failure(error_record(source, "inference", error_type.__name__, message))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import logging
 from typing import Iterable, Sequence
 
@@ -24,6 +25,25 @@ from transforms.io.records import SKIPPED_SCHEMA, SourceFile, error_row
 log = logging.getLogger(__name__)
 
 ERRORS = "errors"  # tag of the error-row output of DoFns that can fail per element
+# Per-image failures logged one by one per worker process before they are only counted:
+# a stale manifest of a million missing files would log a million lines. Every one is in
+# the errors table, and run.json counts them by kind.
+LOGGED_FAILURES = 10
+_failures_seen = itertools.count()  # next() on it is atomic: bundles in threads share it
+
+
+def logged_failure(row: dict) -> dict:
+    """An errors row, logged if it is one of this process's first LOGGED_FAILURES."""
+    seen = next(_failures_seen)
+    if seen < LOGGED_FAILURES:
+        log.warning("%s failed at %s: %s: %s", row["image_uri"], row["stage"],
+                    row["error_type"], row["message"])
+    elif seen == LOGGED_FAILURES:
+        log.warning("more images failed: no longer logged one by one (the errors table "
+                    "lists each; run.json and the summary count them by kind)")
+    return row
+
+
 DEFAULT_MANIFEST_COLUMN = "image_uri"
 
 
@@ -99,8 +119,7 @@ class ReadImageUris(beam.PTransform):
 
 def _failure(counter, source: SourceFile, stage: str, error: Exception):
     counter.inc()
-    log.warning("%s failed at %s: %s: %s", source.uri, stage, type(error).__name__, error)
-    return beam.pvalue.TaggedOutput(ERRORS, error_row(source, stage, error))
+    return beam.pvalue.TaggedOutput(ERRORS, logged_failure(error_row(source, stage, error)))
 
 
 class StatFiles(beam.DoFn):
