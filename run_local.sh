@@ -37,9 +37,7 @@ output="output/$(date +%Y%m%d-%H%M%S)"
 # the model; each model call on half the cores), the fastest local setting measured
 # (benchmarks/README.md), unless --direct_num_workers or --direct_running_mode is given.
 .venv/bin/python -m pipeline "${inputs[@]}" --output "$output" --runner FnApiRunner "$@"
-ls -l "$output"
 # Pictures: each photo beside its heatmaps and boxes, and a sortable contact sheet (of
 # the first 500 images: about 0.5 s and 2 MB each; python -m pipeline.render does more).
 .venv/bin/python -m pipeline.render --labels "$output" --out "$output/viz" --limit 500 \
   "${render_extra[@]}"
-echo "pictures: $(pwd)/$output/viz/index.html"
