@@ -1,5 +1,5 @@
 """The README and the guides in docs/ hold: their Python example runs, every relative link
-and anchor resolves, and every flag they show a `python -m pipeline…` command is one
+and anchor resolves, and every flag they show with a `python -m pipeline…` command is one
 of that command's options."""
 import contextlib
 import importlib
