@@ -18,7 +18,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.console import configure_console
 from pipeline.filesystems import StoreError, check_stores
-from pipeline.local_runner import flush_outputs_by_size
+from pipeline.flush import flush_outputs_by_size, timed_flush_experiment
 from pipeline.options import (ConfigError, LabelOptions, choose_local_parallelism, engine_threads,
                               head_record, label_config, suggest, unknown_flags,
                               workers_in_this_process)
@@ -126,6 +126,10 @@ def run(argv: list[str] | None = None) -> int:
         if unknown:
             raise ConfigError(f"unknown option --{unknown[0]}"
                               f"{suggest(unknown[0], options.get_all_options())}")
+        if experiment := timed_flush_experiment(options):
+            raise ConfigError(f"--experiments {experiment}: Beam's SDK workers "
+                              "then lose elements written while the timer flushes (see "
+                              "docs/running-locally.md); leave it out, they flush by size")
         if workers_in_this_process(options):
             # Before anything starts TensorFlow's runtime here (converting weights does),
             # as the workers of this process can set its threads only until then.

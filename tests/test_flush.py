@@ -1,9 +1,11 @@
-"""The local runner in threads (the job's local default) delivers every element."""
+"""SDK workers flush by size only: the local runner in threads (the job's local default)
+delivers every element, and the experiment that would bring the timed flush is refused."""
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.local_runner import flush_outputs_by_size
+from pipeline.flush import flush_outputs_by_size
+from pipeline.run import run
 
 THREADS = ["--runner=FnApiRunner", "--direct_num_workers=2",
            "--direct_running_mode=multi_threading"]
@@ -24,3 +26,12 @@ def test_bundles_in_threads_lose_no_element():
                    | beam.Map(_record) | "Across" >> beam.Reshuffle()
                    | beam.combiners.Count.Globally())
         assert_that(counted, equal_to([n]))
+
+
+def test_the_timed_flush_experiment_is_refused_before_any_work(tmp_path, capsys):
+    output = tmp_path / "out"
+    assert run(["--input", str(tmp_path / "*.jpg"), "--output", str(output),
+                "--experiments", "data_buffer_time_limit_ms=1000"]) == 2
+    assert ("error: --experiments data_buffer_time_limit_ms=1000: Beam's SDK workers then lose "
+            in capsys.readouterr().err)
+    assert not output.exists()
