@@ -138,6 +138,33 @@ def table_files(output: str, name: str) -> list[str]:
     return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
 
 
+def count_rows(output: str, name: str) -> int:
+    """Rows in all of one of a run's tables' Parquet files, from their footers (any Beam
+    filesystem)."""
+    total = 0
+    for path in table_files(output, name):
+        with FileSystems.open(path) as f:
+            total += pq.ParquetFile(f).metadata.num_rows
+    return total
+
+
+def failures_by_kind(output: str) -> dict[str, dict]:
+    """The rows of a run's errors table counted by kind ("stage: error type"), most
+    frequent first, each with its count and the URI of one image that failed so."""
+    tables = []
+    for path in table_files(output, "errors"):
+        with FileSystems.open(path) as f:
+            tables.append(pq.read_table(f, columns=["stage", "error_type", "image_uri"]))
+    if not tables:
+        return {}
+    kinds = (pa.concat_tables(tables).group_by(["stage", "error_type"])
+             .aggregate([("image_uri", "count"), ("image_uri", "min")]).to_pylist())
+    kinds.sort(key=lambda k: (-k["image_uri_count"], k["stage"], k["error_type"]))
+    return {f"{k['stage']}: {k['error_type']}": {"count": k["image_uri_count"],
+                                                  "example": k["image_uri_min"]}
+            for k in kinds}
+
+
 def _table_files(output: str, name: str) -> list[str]:
     paths = table_files(output, name)
     if not paths:

@@ -22,14 +22,14 @@ from pipeline.flush import flush_outputs_by_size, timed_flush_experiment
 from pipeline.options import (ConfigError, LabelOptions, choose_local_parallelism, engine_threads,
                               head_record, label_config, suggest, unknown_flags,
                               workers_in_this_process)
-from pipeline.outputs import (RUN_RECORD, SUCCESS, OutputError, prepare_output, resolve_output,
-                              write_json)
+from pipeline.outputs import (RUN_RECORD, SUCCESS, OutputError, count_rows, failures_by_kind,
+                              prepare_output, resolve_output, write_json)
 from transforms.beam.inference import (FcnModelHandler, ToLabelRows, configure_tensorflow,
                                        failed_batch_rows)
 from transforms.beam.progress import TALLY, ProgressReporter, count_finished
 from transforms.beam.read import (ERRORS, SKIPPED, DecodeImages, ReadImageUris, SkipUnchanged,
                                   StatFiles)
-from transforms.beam.write import WriteTable, count_rows, failures_by_kind
+from transforms.beam.write import WriteTable
 from transforms.config import METRICS_NAMESPACE, LabelConfig
 from transforms.io.heatmap_png import PNG8
 from transforms.io.records import ERRORS_SCHEMA, LABELS_SCHEMA, SKIPPED_SCHEMA
