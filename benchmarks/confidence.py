@@ -35,13 +35,14 @@ import numpy as np
 from benchmarks.common import machine, table
 from benchmarks.localization import halves, is_voc_folder, label, voc_benchmark_parser
 from pipeline.evaluate import (LABEL_COLUMNS, LabelsIndex, detection_quality, image_hypotheses,
-                               labelled_images, truth_lookup)
+                               interval_text, labelled_images, truth_lookup)
 from pipeline.outputs import read_labels
 from transforms.maps.confidence import DEFAULT_CALIBRATION, merged, shipped_calibration
 from transforms.quality.confidence_fit import fit_calibration
 from transforms.quality.detection import objects_by_pair
 from transforms.quality.ground_truth import GroundTruthSet, read_ground_truth
 from transforms.quality.localization import CORLOC_IOU, best_iou
+from transforms.quality.uncertainty import share_interval
 from transforms.vocab.vocabularies import load_vocabulary
 
 # (mode, the job's --synsets in it)
@@ -82,14 +83,16 @@ def figures(rows: list[dict], truth: GroundTruthSet, lookup: dict, minimum: floa
     kept = [{**row, "boxes": [b for b in row["boxes"] if b["confidence"] >= minimum]} for row in rows]
     index = LabelsIndex(kept)
     detection = detection_quality(index, truth, lookup, confident=True)
-    hits = []
+    hits, images = [], []
     for pair in truth.pairs:
         row = index.find(pair.image)
         boxes = [b for b in (row or {"boxes": []})["boxes"] if lookup.get(b["synset"]) == pair.synset.wnid]
         top = max(boxes, key=lambda b: b["confidence"], default=None)
         hits.append(top is not None and best_iou(
             np.array([top["x0"], top["y0"], top["x1"], top["y1"]]), pair.boxes) >= CORLOC_IOU)
-    return {**detection, "corloc": 100 * float(np.mean(hits))}
+        images.append(pair.image)
+    return {**detection, "corloc": 100 * float(np.mean(hits)),
+            "corloc_interval": share_interval(hits, images)}
 
 
 def parse_minimums(text: str) -> dict[str, float]:
@@ -134,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
                      "recall", "boxes/image", "pairs with a correct box",
                      "absent classes with a box", "ECE"],
                     [[f"{m:g}", *_row(f)] for m, f in sweep.items()]))
+        print(f"\nat the default minimum {minimums[mode]:g}: CorLoc {default['corloc']:.1f} "
+              f"({interval_text(default['corloc_interval'])}), mAP {default['map']:.1f} "
+              f"({interval_text(default['map_interval'])})")
         print(f"\nreliability at the default minimum {minimums[mode]:g} "
               f"(ECE {default['calibration_error']:.3f}):")
         print(table(["confidence", "boxes", "mean confidence", "right"],
@@ -158,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
 def _brief(f: dict) -> dict:
     keys = ("map", "corloc", "precision", "precision_any", "recall", "boxes_per_image",
             "pairs_with_correct_box", "absent_with_box", "calibration_error")
-    return {k: round(float(f[k]), 4) for k in keys if k in f}
+    brief = {k: round(float(f[k]), 4) for k in keys if k in f}
+    return {**brief, **{k: [round(v, 2) for v in f[k]] for k in ("corloc_interval", "map_interval")
+                        if f.get(k)}}
 
 
 def _row(f: dict) -> list[str]:

@@ -34,7 +34,7 @@ import numpy as np
 from scipy import stats
 
 from benchmarks.common import machine, table
-from pipeline.evaluate import LABEL_COLUMNS, LabelsIndex, Match, match_pairs
+from pipeline.evaluate import LABEL_COLUMNS, LabelsIndex, Match, interval_text, match_pairs
 from pipeline.evaluate import main as evaluate
 from pipeline.outputs import read_labels
 from pipeline.run import run
@@ -212,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     overall, detection = metrics["overall"], metrics["detection"]
     summary = {"name": args.name, "job_args": args.job_args, "machine": machine(),
                "images": record["counts"]["labelled"], "images_per_s": record["images_per_s"],
-               **{k: overall[k] for k in ("pairs", "corloc", "max_box_acc_v2", "centre_corloc",
-                                          "centre_max_box_acc_v2")},
+               **{k: overall[k] for k in ("pairs", "corloc", "corloc_interval", "max_box_acc_v2",
+                                          "centre_corloc", "centre_max_box_acc_v2")},
                "detection": {k: v for k, v in detection.items() if k != "synsets"}}
     header = ["setting", "pairs", "CorLoc", "MaxBoxAccV2", "centre CorLoc", "mAP",
               "precision (VOC / on object)", "recall", "boxes/image", "absent classes with a box",
@@ -239,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nmachine: {machine()}")
     print(f"job options: {' '.join(args.job_args) or '(defaults)'}")
     print(table(header, [row]))
+    print(f"CorLoc {interval_text(overall['corloc_interval'])}; mAP "
+          f"{interval_text(detection['map_interval'])}")
     print("\ntop boxes:")
     print(table(["top box", "pairs"], [[kind, n] for kind, n in kinds.most_common()]))
     diagnosis = summary["thresholds"]

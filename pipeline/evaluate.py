@@ -257,8 +257,19 @@ def format_table(metrics: dict) -> str:
     rows = [[_short(wnid), m["label"], *_figures(m)] for wnid, m in metrics["synsets"].items()]
     rows.append(["overall", "", *_figures(metrics["overall"])])
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
-                     for row in [header, *rows])
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
+             for row in [header, *rows]]
+    overall = metrics["overall"]
+    if overall.get("corloc_interval"):
+        lines.append(f"CorLoc {overall['corloc']:.1f} ({interval_text(overall['corloc_interval'])})")
+    return "\n".join(lines)
+
+
+def interval_text(interval: Sequence[float] | None) -> str:
+    """How a figure's interval over the photos (transforms/quality/uncertainty.py) reads."""
+    if interval is None:
+        return "no interval: too few photos"
+    return f"95 % interval over the photos: {interval[0]:.1f}-{interval[1]:.1f}"
 
 
 def format_detection(summary: dict, labels: Mapping[str, str]) -> str:
@@ -270,6 +281,8 @@ def format_detection(summary: dict, labels: Mapping[str, str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
              for row in [header, *rows]]
+    if summary.get("map_interval"):
+        lines.append(f"mean AP {summary['map']:.1f} ({interval_text(summary['map_interval'])})")
     lines += [
         f"boxes per image {summary['boxes_per_image']:.2f}; precision {summary['precision']:.1f} "
         f"(VOC's rule), {summary['precision_any']:.1f} (on an object); recall "

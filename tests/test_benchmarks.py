@@ -36,6 +36,8 @@ def test_localization_benchmark_scores_the_job_and_its_calibration(tmp_path, wei
     # The labelled photos' VOC objects other than persons: buses and a car, a bottle,
     # chairs and tables, a dog and a horse (the quokka and the ladybug are not VOC's).
     assert summary["pairs"] == 7 and 0 <= summary["corloc"] <= 100
+    low, high = summary["corloc_interval"]  # over 7 photos: wide
+    assert low <= summary["corloc"] <= high and high - low > 20
     assert summary["calibrated_2fold"]["pairs"] == 7
     assert (out / "t" / "thresholds-half0.json").exists()
     assert sum(summary["top_boxes"].values()) == 7

@@ -295,6 +295,12 @@ def test_evaluate_reports_detection_quality_of_every_box(labelled_run, tmp_path,
     # copies outside the folder, which have annotations too: all counted.
     assert detection["boxes_per_image"] == pytest.approx(boxes / detection["images"])
     assert 0 <= detection["map"] <= 100 and "calibration_error" in detection
+    # With how far each could be on other photos like these.
+    low, high = detection["map_interval"]
+    assert low <= detection["map"] <= high and f"mean AP {detection['map']:.1f} (95 % interval" in out
+    overall = json.loads((tmp_path / "m.json").read_text())["overall"]
+    low, high = overall["corloc_interval"]
+    assert low <= overall["corloc"] <= high and f"CorLoc {overall['corloc']:.1f} (95 % interval" in out
 
 
 def test_a_fitted_confidence_is_one_the_job_takes(labelled_run, tmp_path, capsys):

@@ -13,7 +13,9 @@ Beside AP, at the boxes as emitted: precision (true positives among the boxes no
 ignored), ``precision_any`` (boxes on some object of their class, IoU ≥ 0.5, a second box
 on one object counted right too), recall (objects found), boxes per image, the share of
 (image, class) pairs with a correct box among those with an object of the class, and
-the share of classes absent from a photo that still get a box there.
+the share of classes absent from a photo that still get a box there; and the mean AP's
+95 % interval over the photos (``uncertainty.photo_interval``: photos drawn with their
+boxes and objects).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import numpy as np
 from transforms.maps.boxes import iou_matrix
 from transforms.quality.ground_truth import GroundTruthSet
 from transforms.quality.localization import CORLOC_IOU
+from transforms.quality.uncertainty import photo_interval
 from transforms.vocab.synsets import Synset
 
 # VOC 2007's recall levels for interpolated precision.
@@ -149,6 +152,7 @@ def detection_summary(detections: Sequence[Detection], objects: Mapping[tuple[st
     return {
         "images": len(images),
         "map": float(np.mean(aps)) if aps else float("nan"),
+        "map_interval": map_interval(detections, outcome, objects, sorted(images), synsets),
         "precision": 100 * true_positives / max(1, int((outcome >= 0).sum())),
         "precision_any": 100 * int(on_object[outcome >= 0].sum()) / max(1, int((outcome >= 0).sum())),
         "recall": 100 * true_positives / max(1, sum(s["objects"] for s in per_synset.values())),
@@ -161,6 +165,34 @@ def detection_summary(detections: Sequence[Detection], objects: Mapping[tuple[st
         "absent_with_box": 100 * sum(key in boxed for key in absent) / max(1, len(absent)),
         "synsets": per_synset,
     }
+
+
+def map_interval(detections: Sequence[Detection], outcome: np.ndarray,
+                 objects: Mapping[tuple[str, str], Objects], images: Sequence[str],
+                 synsets: Sequence[str]) -> tuple[float, float] | None:
+    """The 95 % interval of the mean AP over ``images``: each drawn photo brings its
+    boxes (with their ``outcome``, which matching within the photo decided) and its
+    objects, as many times as it is drawn."""
+    index = {image: i for i, image in enumerate(images)}
+    per_class = []
+    for synset in synsets:
+        mine = [i for i, d in enumerate(detections) if d.synset == synset]
+        wanted = np.zeros(len(images))
+        for (image, class_), found in objects.items():
+            if class_ == synset and image in index:
+                wanted[index[image]] += int((~found.difficult).sum())
+        per_class.append((np.array([detections[i].confidence for i in mine], np.float64),
+                          outcome[mine], np.array([index[detections[i].image] for i in mine], int),
+                          wanted))
+
+    def mean_ap(drawn: np.ndarray) -> float:
+        times = np.bincount(drawn, minlength=len(images))
+        aps = [average_precision(np.repeat(confidence, times[photo]),
+                                 np.repeat(result, times[photo]), int(wanted @ times))
+               for confidence, result, photo, wanted in per_class if wanted @ times > 0]
+        return 100 * float(np.mean(aps)) if aps else float("nan")
+
+    return photo_interval(mean_ap, len(images))
 
 
 def _hits_any(detection: Detection, found: Objects | None) -> bool:

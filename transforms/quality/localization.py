@@ -25,6 +25,7 @@ import numpy as np
 
 from transforms.maps.boxes import PIXELS_PER_CELL, Box, iou_matrix, raster_boxes, upsample
 from transforms.maps.heatmaps import MapGrid, min_max_normalized
+from transforms.quality.uncertainty import share_interval
 
 IOU_THRESHOLDS = (0.3, 0.5, 0.7)
 CORLOC_IOU = 0.5
@@ -116,10 +117,16 @@ def summarize(scores: Sequence[PairScore]) -> dict:
     }
 
 
+def corloc_interval(scores: Sequence[PairScore]) -> tuple[float, float] | None:
+    """The 95 % interval of the CorLoc of ``scores`` over their photos."""
+    return share_interval([s.top_box_iou >= CORLOC_IOU for s in scores], [s.image for s in scores])
+
+
 def summarize_by_synset(scores: Sequence[PairScore]) -> dict:
-    """{"overall": summary, "synsets": {wnid: summary}}."""
+    """{"overall": summary, "synsets": {wnid: summary}}; the overall summary also holds
+    its CorLoc's interval over the photos (``corloc_interval``, None for one photo)."""
     by_synset: dict[str, list[PairScore]] = {}
     for score in scores:
         by_synset.setdefault(score.synset, []).append(score)
-    return {"overall": summarize(scores),
+    return {"overall": {**summarize(scores), "corloc_interval": corloc_interval(scores)},
             "synsets": {wnid: summarize(group) for wnid, group in sorted(by_synset.items())}}
