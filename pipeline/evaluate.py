@@ -39,6 +39,9 @@ from transforms.quality.calibration import SHRINKAGE, Calibration, calibrate, to
 from transforms.quality.ground_truth import (FORMATS, GroundTruth, GroundTruthError, GroundTruthSet,
                                              read_ground_truth)
 from transforms.maps.heatmaps import MapGrid
+from transforms.maps.multiscale import largest_input, scale_image
+from transforms.maps.scales import parse_scales
+from transforms.model.backbones import get_backbone
 from transforms.quality.localization import PairScore, score_pair, summarize_by_synset
 from transforms.io.decode import decode_image
 from transforms.io.records import file_name, row_boxes
@@ -161,8 +164,7 @@ def calibration(matches: Sequence[Match], run_config: dict, source: dict,
     hits = []
     for m in matches:  # an image's pairs follow one another: one photo in memory at a time
         if refined and m.image_uri not in photos:
-            photos = {m.image_uri: decode_image(read_image_bytes(m.image_uri),
-                                                max_pixels=run_config["max_pixels"]).pixels}
+            photos = {m.image_uri: refinement_photo(m.image_uri, run_config)}
         hits.append(top_box_hits(m.heat, m.probability, m.grid, m.image_size, m.pair.boxes,
                                  run_config["relative_threshold"], run_config["min_box_area"],
                                  run_config["min_score"],
@@ -231,10 +233,20 @@ def image_hypotheses(image: str, row: dict, run_config: dict,
                      lookup: Mapping[str, str]) -> LabelledHypotheses:
     """Every box hypothesis of a labels row, made again as the run made them (its photo
     read again to refine them, when the run refined its boxes)."""
-    photo = (decode_image(read_image_bytes(row["image_uri"]),
-                          max_pixels=run_config["max_pixels"]).pixels
+    photo = (refinement_photo(row["image_uri"], run_config)
              if run_config.get("refine_boxes") == "grabcut" else None)
     return row_hypotheses(row, run_config, photo, image, lookup.get)
+
+
+def refinement_photo(image_uri: str, run_config: dict) -> np.ndarray:
+    """The photo as the run refined its boxes on it: decoded as the job decodes it and
+    resized to its largest input (transforms/beam/inference.py), so that GrabCut sees
+    the same pixels."""
+    scales = parse_scales(",".join(run_config["scales"]))
+    stride = get_backbone(run_config["model"]).stride
+    decoded = decode_image(read_image_bytes(image_uri), largest_input(scales, stride),
+                           run_config["max_pixels"])
+    return scale_image(decoded.pixels, decoded.size, scales, stride).largest()
 
 
 def fitted_confidence(args: argparse.Namespace, index: LabelsIndex, truth: GroundTruthSet,

@@ -43,6 +43,23 @@ def test_a_reader_without_the_project_decodes_it_with_pillow_in_one_line():
                                                         entry["heat_max"]), rtol=1e-6)
 
 
+def test_the_maps_the_job_boxes_are_those_a_reader_decodes_to_the_bit():
+    # The job makes its boxes from as_stored's maps: a threshold must fall on the same
+    # side of every cell for the stored heatmap, or the stored maps give other boxes.
+    maps = np.stack([_smooth_map(seed=s) * top for s, top in ((0, 1.0), (1, 0.37), (2, 0.0))], -1)
+    tops = maps.max(axis=(0, 1))
+    stored = heatmap_png.as_stored(maps, tops)
+    assert stored.dtype == np.float32 and stored.shape == maps.shape
+    for c, top in enumerate(tops):
+        decoded = heatmap_png.decode(heatmap_png.encode(maps[..., c], float(top)), maps.shape[:2],
+                                     float(top))
+        assert np.array_equal(stored[..., c], decoded)
+    assert not stored[..., 2].any()
+    # One top for every channel: probabilities on 0-1.
+    assert np.array_equal(heatmap_png.as_stored(maps[..., :1], 1.0)[..., 0],
+                          heatmap_png.decode(heatmap_png.encode(maps[..., 0], 1.0), maps.shape[:2], 1.0))
+
+
 def _rgb_png() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (27, 20)).save(buffer, "PNG")

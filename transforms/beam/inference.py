@@ -20,7 +20,7 @@ from transforms.config import METRICS_NAMESPACE, LabelConfig
 from transforms.model.fcn import GPU_BATCH_SIZE, ResponseMapper, default_batch_size, resolve_engine
 from transforms.model.head import HEAD_WEIGHTS, MANIFEST, TrainedHead
 from transforms.maps.multiscale import ScaledImage, SynsetHeatmaps, synset_heatmaps_batch
-from transforms.io.records import SourceFile, error_record, error_row, label_row
+from transforms.io.records import SourceFile, as_stored, error_record, error_row, label_row
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +155,10 @@ class FcnModelHandler(ModelHandler[ScaledImage, SynsetHeatmaps, Any]):
 
 def result_row(source: SourceFile, result: PredictionResult, config: LabelConfig) -> dict:
     """The labels row of one image's RunInference result (its ScaledImage and maps):
-    its boxes (refined by the image's largest input when the config says so) and maps."""
+    its boxes (made from the maps as the row stores them, refined by the image's largest
+    input when the config says so) and maps."""
     photo = result.example.largest() if config.refine_boxes == "grabcut" else None
-    boxes = result.inference.boxes(photo=photo, **config.box_options())
+    boxes = as_stored(result.inference).boxes(photo=photo, **config.box_options())
     return label_row(source, result.inference, boxes, config.model, config.heat, config.top_k,
                      config.keep_scale_maps, config.heatmaps)
 

@@ -40,13 +40,29 @@ class HeatmapEncodingError(ValueError):
 def encode(values: np.ndarray, top: float) -> bytes:
     """An (h, w) map of values in [0, ``top``] → the PNG of its 8-bit codes (all 0 where
     ``top`` is 0: a map without heat)."""
-    codes = np.zeros(values.shape, np.uint8)
-    if top > 0:
-        codes = np.clip(np.rint(values * (LEVELS / top)), 0, LEVELS).astype(np.uint8)
-    ok, png = cv2.imencode(".png", codes, _PNG_OPTIONS)
+    ok, png = cv2.imencode(".png", _codes(values, top), _PNG_OPTIONS)
     if not ok:  # OpenCV reports no reason; an (h, w) uint8 array always encodes
         raise HeatmapEncodingError(f"OpenCV could not encode a {values.shape} map as PNG")
     return png.tobytes()
+
+
+def as_stored(values: np.ndarray, tops: np.ndarray | float) -> np.ndarray:
+    """Maps as a reader gets them back: ``values`` (..., channels) in [0, ``tops``] (one
+    top per channel, or one for all) rounded to their 8-bit codes, float32. The job
+    makes its boxes from these, so that a run's stored heatmaps give its boxes again."""
+    tops = np.broadcast_to(np.asarray(tops, np.float32), values.shape[-1:])
+    return np.stack([_values(_codes(values[..., c], float(top)), float(top))
+                     for c, top in enumerate(tops)], axis=-1)
+
+
+def _codes(values: np.ndarray, top: float) -> np.ndarray:
+    if top <= 0:
+        return np.zeros(values.shape, np.uint8)
+    return np.clip(np.rint(values * (LEVELS / top)), 0, LEVELS).astype(np.uint8)
+
+
+def _values(codes: np.ndarray, top: float) -> np.ndarray:
+    return codes.astype(np.float32) * np.float32(top / LEVELS)
 
 
 def decode(png: bytes, shape: tuple[int, int], top: float) -> np.ndarray:
@@ -59,4 +75,4 @@ def decode(png: bytes, shape: tuple[int, int], top: float) -> np.ndarray:
     if codes.shape != tuple(shape):
         raise HeatmapEncodingError(f"a {codes.shape[0]}×{codes.shape[1]} PNG for a "
                                    f"{shape[0]}×{shape[1]} map")
-    return codes.astype(np.float32) * np.float32(top / LEVELS)
+    return _values(codes, top)

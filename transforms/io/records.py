@@ -2,7 +2,7 @@
 their rows; the labels rows read back with their heatmaps as arrays."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
@@ -205,6 +205,17 @@ def label_row(source: SourceFile, heatmaps: SynsetHeatmaps, boxes: Mapping[str, 
             for i, synset in enumerate(heatmaps.synsets)
         ] if keep_scale_maps else [],
     }
+
+
+def as_stored(heatmaps: SynsetHeatmaps) -> SynsetHeatmaps:
+    """``heatmaps`` with their fused heat and probability maps as a reader of their
+    labels row gets them back (``label_row`` stores their 8-bit codes): the maps the job
+    makes its boxes from, so that a run's stored heatmaps give its boxes again and the
+    confidence is fitted on the maps it scores (pipeline.evaluate makes every hypothesis
+    again from them)."""
+    heat_max = np.maximum(heatmaps.fused.max(axis=(0, 1)), 0.0)
+    return replace(heatmaps, fused=heatmap_png.as_stored(heatmaps.fused, heat_max),
+                   probability=heatmap_png.as_stored(heatmaps.probability, 1.0))
 
 
 def _heatmap_entry(heatmaps: SynsetHeatmaps, i: int) -> dict:
