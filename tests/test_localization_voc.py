@@ -29,9 +29,8 @@ pytestmark = pytest.mark.skipif(
 # floating-point differences between machines. The confidence was fitted on all of
 # voc07-dev, these photos too: CorLoc and mAP are in-sample (held out:
 # benchmarks/README.md (g)). Refitted on the maps as stored, it took 124 pairs to 119
-# here (6 pairs lost, 1 gained, each a swap of the image's two best boxes, whose
-# confidences differ by a few hundredths) while the held-out CorLoc of all 500 photos
-# stayed 53.9.
+# here (6 pairs lost and 1 gained where an image's best boxes changed order, or one its
+# shape) while the held-out CorLoc of all 500 photos stayed 53.9.
 PINNED = {"pairs": 229, "corloc": 100 * 119 / 229, "max_box_acc_v2": 56.77, "map": 37.19,
           "boxes_per_image": 5.86}
 
