@@ -1,6 +1,7 @@
 """How far a figure measured on a few hundred photos could be from the same figure on
 other photos like them: a 95 % bootstrap interval over the photos (scipy.stats.bootstrap,
-percentile method).
+bias-corrected and accelerated: 11-point AP on resampled photos runs about a point and a
+half above the AP measured, which plain percentiles would carry into the interval).
 
 Photos are drawn, not pairs or boxes: one photo's pairs and boxes go together (its
 chairs share its light, its clutter and its heatmap), and drawing them one by one would
