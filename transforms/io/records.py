@@ -213,15 +213,20 @@ def as_stored(heatmaps: SynsetHeatmaps) -> SynsetHeatmaps:
     makes its boxes from, so that a run's stored heatmaps give its boxes again and the
     confidence is fitted on the maps it scores (pipeline.evaluate makes every hypothesis
     again from them)."""
-    heat_max = np.maximum(heatmaps.fused.max(axis=(0, 1)), 0.0)
-    return replace(heatmaps, fused=heatmap_png.as_stored(heatmaps.fused, heat_max),
+    tops = [_heat_max(heatmaps.fused[..., i]) for i in range(heatmaps.fused.shape[-1])]
+    return replace(heatmaps, fused=heatmap_png.as_stored(heatmaps.fused, tops),
                    probability=heatmap_png.as_stored(heatmaps.probability, 1.0))
+
+
+def _heat_max(heat: np.ndarray) -> float:
+    """The top a synset's heat is stored against: the row's ``heat_max``."""
+    return float(heat.max(initial=0.0))
 
 
 def _heatmap_entry(heatmaps: SynsetHeatmaps, i: int) -> dict:
     synset, heat = heatmaps.synsets[i], heatmaps.fused[..., i]
     height, width = heat.shape
-    heat_max = float(heat.max(initial=0.0))
+    heat_max = _heat_max(heat)
     return {"synset": synset.wnid, "label": synset.label, "score": float(heatmaps.scores[i]),
             "height": height, "width": width, "heat_png": heatmap_png.encode(heat, heat_max),
             "heat_max": heat_max,
