@@ -33,7 +33,7 @@ from transforms.export.labelled import (CategoryIndex, LabelledImage, UniqueName
 from transforms.export.pascal_voc import IMAGES as VOC_IMAGES
 from transforms.export.pascal_voc import write_pascal_voc
 from transforms.export.yolo import write_yolo
-from transforms.vocab.vocabularies import top_k_vocabulary
+from transforms.vocab.vocabularies import recorded_synsets
 
 FORMATS = ("coco", "yolo", "voc", "labelstudio")
 IMAGE_MODES = ("copy", "link", "none")
@@ -74,16 +74,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--max-boxes-per-synset must be at least 1")
     args.images = args.images or DEFAULT_IMAGES[args.format]
     return args
-
-
-def run_synsets(record: dict) -> list[tuple[str, str]]:
-    """(wnid, label) of the synsets a run labelled with, in its order: its --synsets, or
-    the vocabulary its top-k mode picked from."""
-    config = record["config"]
-    chosen = config.get("synsets") or config.get("vocabulary_synsets")
-    if chosen:
-        return [(s["wnid"], s["label"]) for s in chosen]
-    return [(s.wnid, s.label) for s in top_k_vocabulary(config["vocabulary"])]
 
 
 def require_local(uri: str) -> None:
@@ -147,7 +137,8 @@ def export(args: argparse.Namespace) -> dict:
         if first:
             require_local(first["image_uri"])
     out.mkdir(parents=True, exist_ok=True)
-    index = CategoryIndex(categories(run_synsets(record)))
+    synsets = recorded_synsets(record["config"])
+    index = CategoryIndex(categories([(s["wnid"], s["label"]) for s in synsets]))
     placer = ImagePlacer(out / IMAGE_FOLDERS[args.format], args.images)
     counts = {"images": 0, "boxes": 0}
 

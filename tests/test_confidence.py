@@ -77,6 +77,19 @@ def test_the_shipped_calibration_fits_the_default_settings_in_both_modes():
     assert shipped_calibration() == calibration
 
 
+def test_the_shipped_synsets_model_trusts_a_synset_of_many_classes_less():
+    """With --synsets the model reads how many ImageNet classes a synset sums: dog's 118
+    breeds sum to a high score by chance where one class's probability would not (top-k
+    mode ranks its concepts against each other instead, and leaves it out)."""
+    shipped = shipped_calibration()
+    assert "log_classes" in shipped.model("synsets").features
+    assert "log_classes" not in shipped.model("top_k").features
+    features = np.zeros((2, len(FEATURES)))
+    features[:, FEATURES.index("log_classes")] = np.log([1, 118])
+    one_class, dog = shipped.model("synsets").predict(features)
+    assert dog < one_class
+
+
 def test_logistic_fit_recovers_the_coefficients_it_was_made_with():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(20000, 2))

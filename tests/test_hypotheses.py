@@ -10,7 +10,7 @@ from transforms.maps.hypotheses import (FEATURES, REFINE_CONFIDENCE, SynsetEvide
                                         synset_evidence, synset_hypotheses)
 
 SIZE = (120, 200)  # the raster is the image: one pixel each
-EVIDENCE = SynsetEvidence(score=0.5, best_score=0.8, rank=1)
+EVIDENCE = SynsetEvidence(score=0.5, best_score=0.8, rank=1, classes=12)
 
 
 def _two_objects() -> np.ndarray:
@@ -62,6 +62,7 @@ def test_each_level_gives_its_components_with_their_features():
     assert left["log_synset_rank"] == pytest.approx(np.log(2))
     assert whole["border"] == 0 and whole["refined"] == 0 and whole["log_refined_share"] == 0
     assert whole["log_hypotheses"] == pytest.approx(np.log(3))
+    assert whole["log_classes"] == right["log_classes"] == pytest.approx(np.log(12))
     # No other level's box is the same as any of these.
     assert whole["log_same_box"] == left["log_same_box"] == 0
 
@@ -148,7 +149,10 @@ def test_a_box_the_same_at_two_levels_is_refined_once(grabcut_calls):
     assert len(calls) == 2
 
 
-def test_synset_evidence_ranks_by_image_score():
-    evidence = synset_evidence(np.array([0.2, 0.6, 0.4]))
+def test_synset_evidence_ranks_by_image_score_and_keeps_each_synsets_classes():
+    evidence = synset_evidence(np.array([0.2, 0.6, 0.4]), [118, 1, 3])
     assert [e.rank for e in evidence] == [2, 0, 1]
     assert all(e.best_score == pytest.approx(0.6) for e in evidence)
+    assert [e.classes for e in evidence] == [118, 1, 3]
+    with pytest.raises(ValueError):  # a count per synset, no fewer
+        synset_evidence(np.array([0.2, 0.6]), [118])

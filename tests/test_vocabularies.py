@@ -3,8 +3,10 @@ import json
 
 import pytest
 
+from transforms.config import LabelConfig
 from transforms.vocab.synsets import SynsetError, class_names, resolve_synset
-from transforms.vocab.vocabularies import (load_vocabulary, named_synset, parse_synset_list,
+from transforms.vocab.vocabularies import (concepts, load_vocabulary, named_synset,
+                                           parse_synset_list, recorded_synsets,
                                            vocabulary_from_mapping)
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
@@ -71,3 +73,16 @@ def test_bad_vocabulary_files_say_what_is_wrong(tmp_path, content, message):
 def test_a_vocabulary_from_a_mapping_names_each_entry():
     vocabulary = vocabulary_from_mapping({"kitty": "domestic cat"})
     assert vocabulary["kitty"].label == "kitty" and vocabulary["kitty"].wnid == "n02121808"
+
+
+def test_a_run_record_names_its_synsets_and_how_many_classes_each_sums():
+    voc = parse_synset_list("voc")
+    recorded = recorded_synsets(LabelConfig(synsets=voc).record())
+    assert [(s["wnid"], s["label"], s["classes"]) for s in recorded] == [
+        (s.wnid, s.label, len(s.class_indices)) for s in voc]
+    assert {s["label"]: s["classes"] for s in recorded}["dog"] == 118
+    # Top-k with a built-in vocabulary: the record names it only; its synsets are read again.
+    top_k = recorded_synsets(LabelConfig().record())
+    assert [(s["wnid"], s["classes"]) for s in top_k] == [
+        (s.wnid, len(s.class_indices)) for s in concepts()]
+    assert sum(s["classes"] for s in top_k) == 1000  # the concepts hold every class once

@@ -8,8 +8,9 @@ levels (``DEFAULT_THRESHOLDS``); every connected component at every level is a
 *hypothesis*: its box and, refined by GrabCut on the photo (``refine.py``), the box of
 the object its colours separate. A confidence model (``confidence.py``) gives each
 hypothesis the probability that it is right, from what the job knows of it
-(``FEATURES``: its peak probability, the synset's image-level score, how much heat it
-holds, whether it stays the same box from one threshold to the next, …). Per synset the
+(``FEATURES``: its peak probability, the synset's image-level score and how many
+ImageNet classes that score sums, how much heat it holds, whether it stays the same box
+from one threshold to the next, …). Per synset the
 most confident hypothesis is kept first and every hypothesis overlapping a kept one by
 more than ``NMS_IOU`` is dropped (non-maximum suppression), so one object gets one box
 and objects side by side keep theirs; what falls under the minimum confidence is dropped.
@@ -74,6 +75,7 @@ FEATURES = (
     "log_same_box",           # log(1 + other levels' components whose box has IoU > 0.7 with it)
     "log_overlapping",        # log(1 + other levels' components whose box has IoU > 0.5 with it)
     "log_hypotheses",         # log of the synset's components over all levels
+    "log_classes",            # log of the number of ImageNet classes the synset sums
 )
 _EPS = 1e-6
 
@@ -87,18 +89,23 @@ class ConfidenceModel(Protocol):
 @dataclass(frozen=True)
 class SynsetEvidence:
     """What the image says of a synset as a whole: its image-level score, the best
-    image-level score among the image's synsets, and its rank among them (0: best)."""
+    image-level score among the image's synsets, its rank among them (0: best), and how
+    many ImageNet classes it sums (a sum over dog's 118 breeds is high by chance where
+    one class's probability would not be)."""
 
     score: float
     best_score: float
     rank: int
+    classes: int
 
 
-def synset_evidence(scores: np.ndarray) -> list[SynsetEvidence]:
-    """Each synset's evidence from the image-level scores of the image's synsets."""
+def synset_evidence(scores: np.ndarray, classes: Sequence[int]) -> list[SynsetEvidence]:
+    """Each synset's evidence from the image-level scores of the image's synsets and
+    the number of ImageNet classes each sums."""
     scores = np.asarray(scores, np.float64)
     best = float(scores.max()) if scores.size else 0.0
-    return [SynsetEvidence(float(s), best, int((scores > s).sum())) for s in scores]
+    return [SynsetEvidence(float(s), best, int((scores > s).sum()), int(n))
+            for s, n in zip(scores, classes, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,7 @@ def _features(component: Component, level: _Level, rank: int, box: tuple, compon
         "log_same_box": np.log1p(int((ious > 0.7).sum())),
         "log_overlapping": np.log1p(int((ious > 0.5).sum())),
         "log_hypotheses": np.log(len(component_levels)),
+        "log_classes": np.log(evidence.classes),
     }
     return np.array([values[name] for name in FEATURES], np.float64)
 

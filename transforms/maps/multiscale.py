@@ -112,7 +112,7 @@ class SynsetHeatmaps:
         shape = raster_shape(self.grid, self.image_size, pixels_per_cell)
         if photo is not None:  # once for all synsets: their rasters share a shape
             photo = resize_photo(photo, shape)
-        evidence = synset_evidence(self.scores)
+        evidence = synset_evidence(self.scores, [len(s.class_indices) for s in self.synsets])
         # A bilinear raster never exceeds its grid's largest value: a synset whose
         # probability stays under min_score everywhere has no box, and is not upsampled.
         boxed = [i for i in range(len(self.synsets))

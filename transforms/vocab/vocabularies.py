@@ -156,3 +156,15 @@ def top_k_vocabulary(name_or_path: str) -> tuple[Synset, ...]:
     if not synsets:
         raise SynsetError(f"{name_or_path}: no synset in it (one spec per line)")
     return tuple(synsets)
+
+
+def recorded_synsets(config: Mapping) -> list[dict]:
+    """The synsets a run labelled with, in its order, as its record's config (a
+    ``LabelConfig.record()``) names them: each {"wnid", "label", "classes" (how many
+    ImageNet classes it sums)}: its ``--synsets``, or the vocabulary its top-k mode
+    picked from."""
+    chosen = config.get("synsets") or config.get("vocabulary_synsets")
+    if chosen:
+        return [dict(s) for s in chosen]
+    return [{"wnid": s.wnid, "label": s.label, "classes": len(s.class_indices)}
+            for s in top_k_vocabulary(config["vocabulary"])]
