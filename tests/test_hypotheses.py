@@ -6,8 +6,9 @@ import pytest
 from transforms.maps import hypotheses as H
 from transforms.maps.boxes import Box, raster_boxes
 from transforms.maps.confidence import LogisticConfidence
-from transforms.maps.hypotheses import (FEATURES, REFINE_CONFIDENCE, SynsetEvidence, kept_boxes,
-                                        synset_evidence, synset_hypotheses)
+from transforms.maps.hypotheses import (FEATURES, REFINE_CONFIDENCE, RefineGate, SynsetEvidence,
+                                        kept_boxes, refine_gate, synset_evidence,
+                                        synset_hypotheses)
 
 SIZE = (120, 200)  # the raster is the image: one pixel each
 EVIDENCE = SynsetEvidence(score=0.5, best_score=0.8, rank=1, classes=12)
@@ -116,9 +117,11 @@ def test_only_hypotheses_worth_it_are_refined(grabcut_calls):
     photo[30:90, 20:80] = 255  # the left object stands out of its surroundings
     calls = grabcut_calls
     hopeless = _model(threshold=-50.0)  # every box below REFINE_CONFIDENCE
-    found = synset_hypotheses(heat, heat, SIZE, EVIDENCE, (0.2, 0.5), photo=photo, model=hopeless)
+    # ... and under half the minimum of a run keeping boxes of at least 0.01
+    found = synset_hypotheses(heat, heat, SIZE, EVIDENCE, (0.2, 0.5), photo=photo, model=hopeless,
+                              refine=refine_gate(0.01))
     assert not calls and all(not h.refined for h in found)
-    assert all(h.box.confidence < REFINE_CONFIDENCE for h in found)
+    assert all(h.box.confidence < 0.005 for h in found)
     sure = _model(threshold=50.0)
     found = synset_hypotheses(heat, heat, SIZE, EVIDENCE, (0.2, 0.5), photo=photo, model=sure)
     assert len(calls) == 3  # every component
@@ -127,6 +130,41 @@ def test_only_hypotheses_worth_it_are_refined(grabcut_calls):
     refined = [h for h in found if h.refined]
     assert refined and all(h.box.confidence is not None for h in refined)
     assert all(dict(zip(FEATURES, h.features))["log_refined_share"] < 0 for h in refined)
+
+
+def test_the_gate_refines_the_most_confident_component_where_its_box_could_be_kept():
+    gate = RefineGate(confidence=0.07, best=0.005)
+    assert gate.chosen([0.01, 0.003, 0.08]).tolist() == [False, False, True]
+    assert gate.chosen([0.01, 0.003, 0.006]).tolist() == [True, False, False]
+    assert gate.chosen([0.004, 0.001]).tolist() == [False, False]
+    assert gate.chosen([]).tolist() == []
+    # A run's gate: half its minimum for the best, and at least REFINE_CONFIDENCE for all.
+    assert refine_gate(0.01) == RefineGate(REFINE_CONFIDENCE, 0.005)
+    assert refine_gate(0.3) == RefineGate(0.15, 0.15)
+
+
+def test_an_unsure_synset_still_has_its_best_component_refined(grabcut_calls):
+    heat = _two_objects()
+    heat[30:90, 20:80] = 0.6  # the left object: its heat's core sure, the rest not
+    heat[50:70, 40:60] = 0.9
+    photo = np.zeros((*SIZE, 3), np.uint8)
+    photo[40:80, 30:70] = 255  # ... and smaller than its heat
+    # Every box 2.7-4.5 % likely, under REFINE_CONFIDENCE; the left object's component
+    # at 0.5 the most confident (the higher threshold, the higher peak).
+    unsure = LogisticConfidence(("threshold", "log_peak"), (0.0, 0.0), (1.0, 1.0), (2.0, 1.0), -4.0)
+    found = synset_hypotheses(heat, heat, SIZE, EVIDENCE, (0.2, 0.5), photo=photo, model=unsure,
+                              refine=refine_gate(0.01))
+    assert all(h.box.confidence < REFINE_CONFIDENCE for h in found if not h.refined)
+    assert len(grabcut_calls) == 1
+    (refined,) = [h for h in found if h.refined]
+    best = max((h for h in found if not h.refined), key=lambda h: h.box.confidence)
+    assert refined.component == best.component and (best.threshold, best.box.x0) == (0.5, 20)
+    assert (refined.box.x0, refined.box.y0) == (30, 40)
+    # A run keeping only boxes of at least 0.1 refines none of them.
+    grabcut_calls.clear()
+    synset_hypotheses(heat, heat, SIZE, EVIDENCE, (0.2, 0.5), photo=photo, model=unsure,
+                      refine=refine_gate(0.1))
+    assert not grabcut_calls
 
 
 def test_a_box_the_same_at_two_levels_is_refined_once(grabcut_calls):

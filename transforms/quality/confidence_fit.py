@@ -34,7 +34,7 @@ from transforms.maps.confidence import (ConfidenceCalibration, LogisticConfidenc
                                         calibration_settings)
 from transforms.maps.heatmaps import MapGrid
 from transforms.maps.hypotheses import (DEFAULT_THRESHOLDS, FEATURES, NMS_IOU, Hypothesis,
-                                        kept_boxes, refine_gate, synset_evidence,
+                                        RefineGate, kept_boxes, refine_gate, synset_evidence,
                                         synset_hypotheses, with_confidence)
 from transforms.maps.refine import resize_photo
 from transforms.quality.detection import Detection, Objects, match_detections
@@ -200,9 +200,9 @@ def fit_calibration(images: Sequence[LabelledHypotheses],
 
 
 def kept_hypotheses(images: Sequence[LabelledHypotheses], model: LogisticConfidence,
-                    min_confidence: float, refine_confidence: float
+                    min_confidence: float, refine: RefineGate
                     ) -> tuple[list[Hypothesis], list[Detection]]:
-    """The hypotheses the job keeps with ``model`` (components under ``refine_confidence``
+    """The hypotheses the job keeps with ``model`` (components ``refine`` does not choose
     not refined, non-maximum suppression, the minimum confidence), of synsets standing for
     a class, and each as a detection of that class."""
     kept, detections = [], []
@@ -211,8 +211,10 @@ def kept_hypotheses(images: Sequence[LabelledHypotheses], model: LogisticConfide
             if truth is None or not hypotheses:
                 continue
             scored = with_confidence(hypotheses, model)
-            plain = {h.component: h.box.confidence for h in scored if not h.refined}
-            usable = [h for h in scored if not h.refined or plain[h.component] >= refine_confidence]
+            plain = [h for h in scored if not h.refined]
+            chosen = {h.component for h, c in zip(plain, refine.chosen(
+                [h.box.confidence for h in plain])) if c}
+            usable = [h for h in scored if not h.refined or h.component in chosen]
             boxes = {id(box) for box in kept_boxes(usable, NMS_IOU, min_confidence)}
             for h in usable:
                 if id(h.box) in boxes:
