@@ -51,7 +51,7 @@ from transforms.quality.confidence_fit import (LabelledHypotheses, fit_calibrati
 from transforms.quality.detection import (Detection, detection_summary, match_detections,
                                           objects_by_pair, truth_synset_lookup)
 from transforms.vocab.synsets import CLASSES_PREFIX, SynsetError
-from transforms.vocab.vocabularies import load_vocabulary, top_k_vocabulary
+from transforms.vocab.vocabularies import load_vocabulary, recorded_top_k_vocabulary
 
 LABEL_COLUMNS = ["image_uri", "width", "height", "boxes", "heatmaps"]
 
@@ -184,7 +184,7 @@ def truth_lookup(run_config: dict | None, truth: GroundTruthSet) -> dict[str, st
     if run_config.get("synsets") is not None:
         run_synsets = [s for s in classes if s.wnid in {r["wnid"] for r in run_config["synsets"]}]
     else:
-        run_synsets = top_k_vocabulary(run_config["vocabulary"])
+        run_synsets = recorded_top_k_vocabulary(run_config)
     return truth_synset_lookup(run_synsets, classes)
 
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.evaluate import main as evaluate
+from pipeline.evaluate import main as evaluate, truth_lookup
 from pipeline.render import run as render
 from pipeline.run import run
 from transforms.quality.ground_truth import GroundTruthError, read_ground_truth
@@ -21,7 +21,9 @@ from transforms.maps.boxes import PIXELS_PER_CELL, boxes_from_heatmap
 from transforms.quality.calibration import Calibration
 from transforms.io import heatmap_png
 from transforms.io.records import LABELS_SCHEMA
-from transforms.vocab.vocabularies import load_vocabulary, vocabulary_from_mapping
+from transforms.config import LabelConfig
+from transforms.vocab.vocabularies import (load_vocabulary, top_k_vocabulary,
+                                           vocabulary_from_mapping)
 
 from conftest import DATA, LOCAL, as_float32_run, by_uri, labels_by_name, table
 
@@ -183,6 +185,20 @@ def test_evaluate_command_scores_and_reports_what_it_left_out(tmp_path, capsys):
     assert "--synsets n02084071,n02121620" in out.err
     overall = next(line for line in out.out.splitlines() if line.startswith("overall"))
     assert overall.split()[:4] == ["overall", "2", "50.0", metrics["overall"]["max_box_acc_v2"].__format__(".1f")]
+
+
+def test_a_top_k_run_of_a_vocabulary_file_since_moved_still_maps_to_the_truth(tmp_path):
+    """Its synsets come from the run's record, not from the file read again."""
+    vocabulary = tmp_path / "vocabulary.txt"
+    vocabulary.write_text("classes:207+208\ntabby\n")    # two retrievers; a cat
+    record = LabelConfig(vocabulary=str(vocabulary),
+                         vocabulary_synsets=top_k_vocabulary(str(vocabulary))).record()
+    vocabulary.unlink()
+    (tmp_path / "truth.json").write_text(json.dumps(
+        [{"image": "a.jpg", "synset": "dog", "boxes": [[0, 0, 10, 10]]}]))
+    truth = read_ground_truth(tmp_path / "truth.json")
+    # The retrievers stand for dog (all their classes are dogs'); the cat for nothing.
+    assert truth_lookup(record, truth) == {"classes:207+208": "n02084071"}
 
 
 def test_evaluate_command_fails_clearly(tmp_path, capsys):

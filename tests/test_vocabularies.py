@@ -7,6 +7,7 @@ from transforms.config import LabelConfig
 from transforms.vocab.synsets import SynsetError, class_names, resolve_synset
 from transforms.vocab.vocabularies import (concepts, load_vocabulary, named_synset,
                                            parse_synset_list, recorded_synsets,
+                                           recorded_top_k_vocabulary, top_k_vocabulary,
                                            vocabulary_from_mapping)
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
@@ -86,3 +87,15 @@ def test_a_run_record_names_its_synsets_and_how_many_classes_each_sums():
     assert [(s["wnid"], s["classes"]) for s in top_k] == [
         (s.wnid, len(s.class_indices)) for s in concepts()]
     assert sum(s["classes"] for s in top_k) == 1000  # the concepts hold every class once
+
+
+def test_a_top_k_run_record_gives_its_vocabulary_file_s_synsets_after_the_file_is_gone(tmp_path):
+    path = tmp_path / "vocabulary.txt"
+    path.write_text("# retrievers, a cat, and the dogs\nclasses:207+208\ntabby\nn02084071\n")
+    synsets = top_k_vocabulary(str(path))
+    record = LabelConfig(vocabulary=str(path), vocabulary_synsets=synsets).record()
+    path.unlink()
+    assert recorded_top_k_vocabulary(record) == synsets
+    assert [len(s.class_indices) for s in synsets] == [2, 1, 118]
+    # A built-in vocabulary is recorded by name only and read from the package.
+    assert recorded_top_k_vocabulary(LabelConfig().record()) == concepts()

@@ -158,6 +158,17 @@ def top_k_vocabulary(name_or_path: str) -> tuple[Synset, ...]:
     return tuple(synsets)
 
 
+def recorded_top_k_vocabulary(config: Mapping) -> tuple[Synset, ...]:
+    """What a top-k run picked its synsets from, with their ImageNet classes, as its
+    record's config names them: a built-in vocabulary, or its file's synsets each read
+    again from its recorded wnid (a spec naming the same classes), so that the file
+    need not still be where the run read it."""
+    recorded = config.get("vocabulary_synsets")
+    if recorded:
+        return tuple(parse_synset_spec(s["wnid"]) for s in recorded)
+    return top_k_vocabulary(config["vocabulary"])
+
+
 def recorded_synsets(config: Mapping) -> list[dict]:
     """The synsets a run labelled with, in its order, as its record's config (a
     ``LabelConfig.record()``) names them: each {"wnid", "label", "classes" (how many
