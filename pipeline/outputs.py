@@ -11,16 +11,20 @@ _SUCCESS, and the next run into the folder removes them before it writes.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import shutil
 import string
+import tempfile
 from typing import Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.localfilesystem import LocalFileSystem
 
 from transforms.io.heatmap_png import HeatmapEncodingError
 from transforms.io.records import decoded_row, table_heatmap_encoding
@@ -138,9 +142,34 @@ def table_files(output: str, name: str) -> list[str]:
     return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
 
 
+# Remote table files are copied to local disk this many bytes at a time.
+COPY_CHUNK_BYTES = 8 << 20
+
+
+@contextlib.contextmanager
+def _parquet_file(path: str) -> Iterator[pq.ParquetFile]:
+    """One Parquet file of a table, for Arrow to read by itself: a local file by its
+    path, a remote one (gs://, s3://) from a temporary local copy.
+
+    Not through a Python file object (Beam's): Arrow's threads then hold Python buffers
+    that they may release after the read has returned, and if the interpreter is
+    exiting by then that thread cannot take the GIL and the process aborts ("terminate
+    called without an active exception", apache/arrow#34314), so that a job that had
+    succeeded could exit with SIGABRT after reading its errors table."""
+    with contextlib.ExitStack() as stack:
+        if not isinstance(FileSystems.get_filesystem(path), LocalFileSystem):
+            copy = stack.enter_context(tempfile.NamedTemporaryFile(suffix=".parquet"))
+            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                shutil.copyfileobj(f, copy, COPY_CHUNK_BYTES)
+            copy.flush()
+            path = copy.name
+        with pq.ParquetFile(path) as parquet:
+            yield parquet
+
+
 def count_rows(output: str, name: str) -> int:
     """Rows in all of one of a run's tables' Parquet files, from their footers (any Beam
-    filesystem)."""
+    filesystem; only the footer is read, on this thread, so a Python file is safe here)."""
     total = 0
     for path in table_files(output, name):
         with FileSystems.open(path) as f:
@@ -153,8 +182,8 @@ def failures_by_kind(output: str) -> dict[str, dict]:
     frequent first, each with its count and the URI of one image that failed so."""
     tables = []
     for path in table_files(output, "errors"):
-        with FileSystems.open(path) as f:
-            tables.append(pq.read_table(f, columns=["stage", "error_type", "image_uri"]))
+        with _parquet_file(path) as parquet:
+            tables.append(parquet.read(columns=["stage", "error_type", "image_uri"]))
     if not tables:
         return {}
     kinds = (pa.concat_tables(tables).group_by(["stage", "error_type"])
@@ -188,8 +217,8 @@ def iter_table_rows(output: str, name: str, columns: list[str] | None = None,
     named in ``optional`` are read where a file has them (tables of older runs lack
     newer columns)."""
     for path in _table_files(output, name):
-        with FileSystems.open(path) as f:
-            yield from _file_rows(pq.ParquetFile(f), columns, batch_rows, optional)
+        with _parquet_file(path) as parquet:
+            yield from _file_rows(parquet, columns, batch_rows, optional)
 
 
 def iter_labels(output: str, columns: list[str] | None = None, batch_rows: int = 256,
@@ -198,8 +227,7 @@ def iter_labels(output: str, columns: list[str] | None = None, batch_rows: int =
     arrays (``records.decoded_row``), whichever encoding the run wrote; a table whose
     heatmaps cannot be read back is an OutputError naming its file."""
     for path in _table_files(output, "labels"):
-        with FileSystems.open(path) as f:
-            parquet = pq.ParquetFile(f)
+        with _parquet_file(path) as parquet:
             try:
                 encoding = table_heatmap_encoding(parquet.schema_arrow)
                 for row in _file_rows(parquet, columns, batch_rows, optional):
@@ -217,6 +245,6 @@ def read_table(output: str, name: str, columns: list[str] | None = None) -> pa.T
     """All Parquet files of one of a run's tables, as one table (as stored)."""
     tables = []
     for path in _table_files(output, name):
-        with FileSystems.open(path) as f:
-            tables.append(pq.read_table(f, columns=columns))
+        with _parquet_file(path) as parquet:
+            tables.append(parquet.read(columns=columns))
     return pa.concat_tables(tables)

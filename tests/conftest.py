@@ -3,7 +3,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+import weakref
 from pathlib import Path
 
 # Before TensorFlow is imported anywhere: keep its C++ start-up chatter out of test logs.
@@ -22,6 +24,63 @@ def weights_cache(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights-cache")
     os.environ["FCN_WEAK_LABELS_CACHE"] = str(path)
     return path
+
+
+class _Chunk(bytearray):
+    """Bytes read from a file, which (unlike bytes) can say when they are released."""
+
+
+class _WatchedFile:
+    """A file Beam opened, noting each call on it and each release of what it read that
+    happens on a thread Python did not start (one of Arrow's own)."""
+
+    def __init__(self, f, path: str, seen: list[str]):
+        self._f, self._path, self._seen = f, path, seen
+
+    def _note(self, what: str) -> None:
+        # Python registers a thread it did not start as a "dummy thread" when it runs there.
+        if isinstance(threading.current_thread(), threading._DummyThread):
+            self._seen.append(f"{self._path}: {what}")
+
+    def read(self, *args):
+        self._note("read")
+        chunk = _Chunk(self._f.read(*args))
+        weakref.finalize(chunk, self._note, "released what it read")
+        return chunk
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._f, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            self._note(name)
+            return attr(*args, **kwargs)
+        return call
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+
+@pytest.fixture
+def arrow_thread_file_use(monkeypatch) -> list[str]:
+    """What Arrow's own threads do with Parquet files opened by Beam's FileSystems while
+    the test runs: they must do nothing. A thread of Arrow's holding a Python file may
+    release it while the interpreter exits, and the process then aborts
+    (pipeline/outputs.py)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    seen: list[str] = []
+    beam_open = FileSystems.open
+
+    def watched_open(path, *args, **kwargs):
+        f = beam_open(path, *args, **kwargs)
+        return _WatchedFile(f, path, seen) if path.endswith(".parquet") else f
+    monkeypatch.setattr(FileSystems, "open", watched_open)
+    return seen
 
 
 @pytest.fixture(scope="session")

@@ -219,7 +219,8 @@ def test_manifest_dated_outputs_and_incremental_reruns(store):
     assert _names(store.table(f"inc/{date}/tuesday/", "skipped")) == ["dog.jpg", "eagle.jpg"]
 
 
-def test_export_evaluate_render_read_a_run_on_the_store(store, tmp_path, capsys):
+def test_export_evaluate_render_read_a_run_on_the_store(store, tmp_path, capsys,
+                                                        arrow_thread_file_use):
     labels = store.uri("readers/run")
     # Three of its five photos are broken on purpose: the run succeeds all the same.
     assert run(["--input", store.uri("in/*.jpg"), "--output", labels, "--synsets", "dog",
@@ -239,6 +240,8 @@ def test_export_evaluate_render_read_a_run_on_the_store(store, tmp_path, capsys)
 
     assert render(["--labels", labels, "--out", store.uri("readers/viz"), *store.flags]) == 0
     assert {"dog.png", "eagle.png", "index.html"} <= set(store.keys("readers/viz/"))
+    # The tables were read from local copies: Arrow's threads held none of Beam's files.
+    assert arrow_thread_file_use == []
 
 
 def test_s3_mistakes_are_one_line_before_any_work(s3, tmp_path, capsys):
