@@ -180,13 +180,11 @@ def count_rows(output: str, name: str) -> int:
 def failures_by_kind(output: str) -> dict[str, dict]:
     """The rows of a run's errors table counted by kind ("stage: error type"), most
     frequent first, each with its count and the URI of one image that failed so."""
-    tables = []
-    for path in table_files(output, "errors"):
-        with _parquet_file(path) as parquet:
-            tables.append(parquet.read(columns=["stage", "error_type", "image_uri"]))
-    if not tables:
+    paths = table_files(output, "errors")
+    if not paths:
         return {}
-    kinds = (pa.concat_tables(tables).group_by(["stage", "error_type"])
+    errors = _read_files(paths, ["stage", "error_type", "image_uri"])
+    kinds = (errors.group_by(["stage", "error_type"])
              .aggregate([("image_uri", "count"), ("image_uri", "min")]).to_pylist())
     kinds.sort(key=lambda k: (-k["image_uri_count"], k["stage"], k["error_type"]))
     return {f"{k['stage']}: {k['error_type']}": {"count": k["image_uri_count"],
@@ -243,8 +241,12 @@ def read_labels(output: str, columns: list[str] | None = None) -> list[dict]:
 
 def read_table(output: str, name: str, columns: list[str] | None = None) -> pa.Table:
     """All Parquet files of one of a run's tables, as one table (as stored)."""
+    return _read_files(_table_files(output, name), columns)
+
+
+def _read_files(paths: Sequence[str], columns: list[str] | None) -> pa.Table:
     tables = []
-    for path in _table_files(output, name):
+    for path in paths:
         with _parquet_file(path) as parquet:
             tables.append(parquet.read(columns=columns))
     return pa.concat_tables(tables)
