@@ -25,7 +25,8 @@ from typing import Iterable, Iterator, Sequence
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.filesystems import FILESYSTEM_EPILOG, StoreError, check_stores, parse_with_filesystems
-from pipeline.outputs import SUCCESS, OutputError, is_finished, iter_table_rows, read_run_record
+from pipeline.outputs import (SUCCESS, OutputError, check_folder_can_be_made, is_finished,
+                              iter_table_rows, read_run_record)
 from transforms.export.coco import write_coco
 from transforms.export.label_studio import write_label_studio
 from transforms.export.labelled import (CategoryIndex, LabelledImage, UniqueNames, categories,
@@ -72,6 +73,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args, args.filesystems = parse_with_filesystems(parser, argv)
     if args.max_boxes_per_synset is not None and args.max_boxes_per_synset < 1:
         parser.error("--max-boxes-per-synset must be at least 1")
+    for flag, value in (("--min-score", args.min_score), ("--min-confidence", args.min_confidence)):
+        if not 0 <= value < 1:
+            parser.error(f"{flag} is a probability in [0, 1), got {value}")
     args.images = args.images or DEFAULT_IMAGES[args.format]
     return args
 
@@ -129,6 +133,7 @@ def export(args: argparse.Namespace) -> dict:
         raise ExportError(f"--min-confidence: the boxes of {args.labels} have no confidence (a "
                           "run with --confidence none, other settings than the calibration's, "
                           "or made before confidences): filter on --min-score")
+    check_folder_can_be_made("--out", args.out)
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise ExportError(f"--out {out} is not empty: give a new or empty folder")

@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, S3Options
 
-from pipeline.options import suggest, unknown_flags
+from pipeline.options import stray_arguments, suggest, unknown_flags
 
 EXTRAS = {"s3": "aws", "gs": "gcp"}
 # The bucket checks give up after this long without an answer (Beam's own calls retry).
@@ -44,6 +44,9 @@ def parse_with_filesystems(parser: argparse.ArgumentParser,
     if unknown:
         parser.error(f"unrecognized argument --{unknown[0]}"
                      f"{suggest(unknown[0], options.get_all_options())}")
+    if stray := stray_arguments(options, rest):
+        parser.error(f"unexpected argument {stray[0]!r}: each option takes one value (quote "
+                     "a value with spaces)")
     FileSystems.set_options(options)
     return args, options
 

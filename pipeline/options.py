@@ -32,7 +32,8 @@ from transforms.maps.scales import DEFAULT_SCALES, parse_scales
 from transforms.vocab.synsets import SynsetError
 from transforms.vocab.vocabularies import (DEFAULT_TOP_K_VOCABULARY, TOP_K_VOCABULARIES,
                                            parse_synset_list, top_k_vocabulary)
-from transforms.beam.read import DEFAULT_MANIFEST_COLUMN
+from transforms.beam.read import (DEFAULT_MANIFEST_COLUMN, first_match, manifest_column_index,
+                                  manifest_format)
 
 
 log = logging.getLogger(__name__)
@@ -61,10 +62,12 @@ class LabelOptions(PipelineOptions):
         group = parser.add_argument_group("weak labelling")
         # Inputs and outputs.
         _add(group, "input", action="append", metavar="PATTERN",
-             help="image file pattern on any Beam filesystem (local, gs://, s3://); repeatable")
+             help="image file pattern on any Beam filesystem (local, gs://, s3://), quoted so "
+                  "that the shell leaves it alone: '/photos/**' for every file below a folder; "
+                  "repeatable")
         _add(group, "manifest", action="append", metavar="PATH",
-             help="file listing image URIs: text (one per line), CSV or Parquet (column "
-                  "--manifest-column); repeatable")
+             help="file (or pattern of files) listing image URIs: text (one per line), CSV "
+                  "or Parquet (column --manifest-column); repeatable")
         _add(group, "manifest-column", default=DEFAULT_MANIFEST_COLUMN,
              help="URI column of CSV and Parquet manifests (default: %(default)s)")
         _add(group, "output",
@@ -260,10 +263,16 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
     if not 0 <= opts.min_box_area < 1:
         raise ConfigError(f"--min-box-area is a fraction of the image in [0, 1), got {opts.min_box_area}")
     thresholds = _thresholds(opts.threshold, opts.relative_threshold)
+    # One match is enough to tell a typo or a folder: cheap on buckets of millions.
     for pattern in opts.input or []:
-        # One match is enough to tell a typo from a folder: cheap on buckets of millions.
-        if not FileSystems.match([pattern], limits=[1])[0].metadata_list:
-            raise ConfigError(f"--input {pattern} matches no file")
+        _first_match("--input", pattern)
+    for manifest in opts.manifest or []:
+        first = _first_match("--manifest", manifest)
+        if manifest_format(manifest) != "text":
+            try:
+                manifest_column_index(first, opts.manifest_column)
+            except ValueError as e:
+                raise ConfigError(f"--manifest: {e}") from None
     try:
         scales = parse_scales(opts.scales)
     except ValueError as e:
@@ -307,6 +316,13 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         config = dataclasses.replace(config, threshold=(calibration.default,),
                                      synset_thresholds=calibration.thresholds())
     return confidence_config(config, opts.confidence, opts.min_confidence), checksum
+
+
+def _first_match(flag: str, pattern: str) -> str:
+    try:
+        return first_match(pattern)
+    except ValueError as e:
+        raise ConfigError(f"{flag} {e}") from None
 
 
 def _thresholds(text: str, relative: bool) -> tuple[float, ...]:
@@ -486,6 +502,16 @@ def unknown_flags(options: PipelineOptions) -> list[str]:
     known = options.get_all_options()
     every = options.get_all_options(retain_unknown_options=True)
     return sorted(set(every) - set(known))
+
+
+def stray_arguments(options: PipelineOptions, argv: Sequence[str]) -> list[str]:
+    """Arguments that are neither an option nor an option's value (Beam would log and drop
+    them): most often the files of an unquoted --input pattern that the shell expanded,
+    of which only the first would be labelled."""
+    parsers = []  # Beam's own parser of every registered option, as it parses them
+    options.get_all_options(add_extra_args_fn=parsers.append)
+    _, unknown = parsers[0].parse_known_args(list(argv))
+    return [arg for arg in unknown if not arg.startswith("-")]
 
 
 def suggest(flag: str, parser_flags) -> str:

@@ -72,6 +72,20 @@ def _temporary_files(output: str) -> list[str]:
     return [m.path for m in FileSystems.match([_path(output, f"{TEMPORARY}*/*")])[0].metadata_list]
 
 
+def check_folder_can_be_made(flag: str, folder: str) -> None:
+    """OutputError where a file stands in the place of the local ``folder`` or of a folder
+    above it: its writers would fail only when they start, after work was done. (An
+    object store's folders are prefixes: nothing to check.)"""
+    if FileSystems.get_scheme(folder) is not None:
+        return
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise OutputError(f"{flag} {folder}: {existing} is a file, not a folder; choose "
+                          f"another {flag}")
+
+
 def prepare_output(output: str, overwrite: bool) -> list[str]:
     """Make ``output`` ready for a new run; returns the files it removed.
 
@@ -80,6 +94,7 @@ def prepare_output(output: str, overwrite: bool) -> list[str]:
     trust them, with the temporary folders of one stopped while it wrote (a killed
     run's; a finished write removes its own).
     """
+    check_folder_can_be_made("--output", output)
     if FileSystems.exists(_path(output, SUCCESS)) and not overwrite:
         raise OutputError(f"{output} holds a completed run ({SUCCESS} present): pass "
                           "--overwrite to replace it, or choose another --output (e.g. with "

@@ -19,8 +19,8 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.filesystems import FILESYSTEM_EPILOG, StoreError, check_stores, parse_with_filesystems
-from pipeline.outputs import (RUN_RECORD, SUCCESS, OutputError, is_finished, iter_labels,
-                              names_image, read_image_bytes, table_files)
+from pipeline.outputs import (RUN_RECORD, SUCCESS, OutputError, check_folder_can_be_made,
+                              is_finished, iter_labels, names_image, read_image_bytes, table_files)
 from transforms.io.records import file_name
 
 # What the colour stands for, by the run's --heat.
@@ -147,6 +147,7 @@ def render(labels: str, out: str, limit: int | None = None, scales_of: Sequence[
     Raises RenderError for a mistake in what was asked (nothing is written then)."""
     from transforms.viz import overlay
 
+    check_folder_can_be_made("--out", out)
     tables = table_files(labels, "labels")
     if not tables:
         raise RenderError(f"no labels tables (labels-*.parquet) in {labels}: give the --output "

@@ -20,8 +20,8 @@ from pipeline.console import configure_console
 from pipeline.filesystems import StoreError, check_stores
 from pipeline.flush import flush_outputs_by_size, timed_flush_experiment
 from pipeline.options import (ConfigError, LabelOptions, choose_local_parallelism, engine_threads,
-                              head_record, label_config, suggest, unknown_flags,
-                              workers_in_this_process)
+                              head_record, label_config, stray_arguments, suggest,
+                              unknown_flags, workers_in_this_process)
 from pipeline.outputs import (RUN_RECORD, SUCCESS, OutputError, count_rows, failures_by_kind,
                               prepare_output, resolve_output, write_json)
 from transforms.beam.inference import (FcnModelHandler, ToLabelRows, configure_tensorflow,
@@ -126,6 +126,11 @@ def run(argv: list[str] | None = None) -> int:
         if unknown:
             raise ConfigError(f"unknown option --{unknown[0]}"
                               f"{suggest(unknown[0], options.get_all_options())}")
+        if stray := stray_arguments(options, argv):
+            raise ConfigError(f"unexpected argument {stray[0]!r} ({len(stray)} in all): each "
+                              "option takes one value; quote a pattern so that the shell does "
+                              "not expand it (--input '/photos/*.jpg'), and repeat --input or "
+                              "--manifest for more")
         if experiment := timed_flush_experiment(options):
             raise ConfigError(f"--experiments {experiment}: Beam's SDK workers "
                               "then lose elements written while the timer flushes (see "

@@ -183,6 +183,27 @@ def test_unfinished_runs_and_used_folders_are_refused(finished_run, tmp_path, ca
     assert "not empty" in capsys.readouterr().err
     assert sorted(p.name for p in used.iterdir()) == ["keep.txt"]
 
+    for out in (used / "keep.txt", used / "keep.txt" / "coco"):  # a file where a folder goes
+        assert export(["--labels", str(finished_run), "--format", "coco", "--out", str(out)]) == 2
+        assert f"{used / 'keep.txt'} is a file, not a folder" in capsys.readouterr().err
+    assert (used / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--min-confidence", "3"], r"--min-confidence is a probability in \[0, 1\), got 3.0"),
+    (["--min-score", "-0.1"], r"--min-score is a probability in \[0, 1\), got -0.1"),
+    # An unquoted value the shell split: Beam's option parsing would drop the rest.
+    (["--max-boxes-per-synset", "3", "dog"], "unexpected argument 'dog'"),
+])
+def test_bad_arguments_are_usage_errors(finished_run, tmp_path, capsys, argv, message):
+    import re
+
+    with pytest.raises(SystemExit) as exit_:
+        export(["--labels", str(finished_run), "--format", "coco", "--out", str(tmp_path / "c"),
+                *argv])
+    assert exit_.value.code == 2 and re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "c").exists()
+
 
 def test_min_score_and_boxes_per_synset_keep_the_best_boxes():
     def box(synset, score):

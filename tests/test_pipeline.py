@@ -171,6 +171,56 @@ def test_configuration_mistakes_fail_before_any_work(tmp_path, capsys, argv, mes
     assert not output.exists()
 
 
+def test_inputs_and_outputs_named_wrongly_fail_before_any_work(tmp_path, capsys):
+    import re
+
+    import pyarrow as pa
+
+    dog = str(DATA / "dog.jpg")
+    (tmp_path / "photos.csv").write_text(f"path\n{dog}\n")
+    pq.write_table(pa.table({"path": [dog]}), tmp_path / "photos.parquet")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a folder")
+    output = tmp_path / "out"
+    out = ["--output", str(output)]
+    for argv, message in [
+        # A folder named alone is no photo: say how to name its files.
+        (["--input", str(DATA), *out],
+         f"--input {DATA} is a folder: give a pattern of its files, e.g. '{DATA}/\\*\\*'"),
+        (["--input", str(tmp_path / "photos"), *out],
+         "photos matches no file \\(if it is a folder, give a pattern of its files"),
+        # An unquoted pattern the shell expanded: only the first file would be labelled.
+        (["--input", dog, str(DATA / "eagle.jpg"), *out],
+         "unexpected argument '.*eagle.jpg' \\(1 in all\\).*quote a pattern"),
+        (["--input", dog, "--synsets", "dog", "bicycle", *out], "unexpected argument 'bicycle'"),
+        (["--manifest", str(tmp_path / "gone.txt"), *out], "--manifest .*gone.txt matches no file\n"),
+        (["--manifest", str(tmp_path / "photos.csv"), *out],
+         "photos.csv has no column 'image_uri' \\(columns: \\['path'\\]\\); set --manifest-column"),
+        (["--manifest", str(tmp_path / "photos.parquet"), *out],
+         "photos.parquet has no column 'image_uri' \\(columns: \\['path'\\]\\)"),
+        (["--input", dog, "--output", str(notes)], "notes.txt is a file, not a folder"),
+        (["--input", dog, "--output", str(notes / "run1")], "notes.txt is a file, not a folder"),
+    ]:
+        assert run([*argv, *LOCAL]) == 2, argv
+        err = capsys.readouterr().err
+        assert re.search(message, err), err
+        assert not output.exists() and notes.read_text() == "not a folder"
+
+
+def test_manifests_as_patterns_and_in_parquet_with_their_column(tmp_path, weights_cache):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "monday.csv").write_text(f"path,note\n{DATA / 'dog.jpg'},x\n")
+    (lists / "tuesday.csv").write_text(f"path,note\n{DATA / 'chelsea.png'},y\n")
+    import pyarrow as pa
+    pq.write_table(pa.table({"path": [str(DATA / "eagle.jpg")]}), tmp_path / "more.parquet")
+    output = tmp_path / "out"
+    assert run(["--manifest", str(lists / "*.csv"), "--manifest", str(tmp_path / "more.parquet"),
+                "--manifest-column", "path", "--output", str(output), "--synsets", "dog",
+                *LOCAL]) == 0
+    assert sorted(by_uri(table(output, "labels"))) == ["chelsea.png", "dog.jpg", "eagle.jpg"]
+
+
 def test_help_describes_every_option(capsys):
     assert run(["--help"]) == 0
     text = capsys.readouterr().out

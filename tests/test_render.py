@@ -260,6 +260,11 @@ def test_mistakes_exit_2_with_a_clear_message_and_write_nothing(labelled, tmp_pa
     assert render.run(["--labels", str(empty), "--out", str(out)]) == 2
     assert f"no labels tables (labels-*.parquet) in {empty}" in capsys.readouterr().err
     assert not out.exists()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    assert render.run(["--labels", str(labelled), "--out", str(notes / "viz")]) == 2
+    assert f"--out {notes / 'viz'}: {notes} is a file, not a folder" in capsys.readouterr().err
+    assert notes.read_text() == "mine"
 
 
 def test_bad_arguments_and_missing_matplotlib(labelled, tmp_path, monkeypatch, capsys):

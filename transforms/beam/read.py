@@ -6,13 +6,16 @@ import hashlib
 import io
 import itertools
 import logging
+import os
 from typing import Iterable, Sequence
 
 import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.localfilesystem import LocalFileSystem
 from apache_beam.metrics import Metrics
+import pyarrow.parquet as pq
 from PIL import Image
 
 from transforms.beam.progress import count_listed
@@ -53,15 +56,41 @@ def manifest_format(path: str) -> str:
     return "parquet" if name.endswith(".parquet") else "csv" if name.endswith(".csv") else "text"
 
 
-def csv_column_index(path: str, column: str) -> int:
-    """Index of ``column`` in the header of the CSV manifest at ``path`` (read at
-    pipeline construction, so a wrong column fails before any work)."""
+def first_match(pattern: str) -> str:
+    """The first file ``pattern`` matches (any Beam filesystem); ValueError, saying how to
+    name a folder's files, where it matches none or names a local folder."""
+    plain = not any(c in pattern for c in "*?[")
+    matched = FileSystems.match([pattern], limits=[1])[0].metadata_list
+    # Only a pattern without wildcards can match a folder: Beam lists files only.
+    folder_hint = f"give a pattern of its files, e.g. '{pattern.rstrip('/')}/**' (every file below it)"
+    if not matched:
+        maybe_folder = plain and not os.path.splitext(pattern.rstrip("/"))[1]
+        raise ValueError(f"{pattern} matches no file"
+                         + (f" (if it is a folder, {folder_hint})" if maybe_folder else ""))
+    path = matched[0].path
+    if plain and isinstance(FileSystems.get_filesystem(path), LocalFileSystem) \
+            and os.path.isdir(path):
+        raise ValueError(f"{pattern} is a folder: {folder_hint}")
+    return path
+
+
+def manifest_columns(path: str) -> list[str]:
+    """The columns of the CSV (its header) or Parquet (its schema) manifest file at
+    ``path``; read at pipeline construction, so a wrong column fails before any work."""
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        header = next(csv.reader(io.TextIOWrapper(f, encoding="utf-8")), [])
-    if column not in header:
-        raise ValueError(f"manifest {path} has no column {column!r} (columns: {header}); "
+        if manifest_format(path) == "parquet":
+            # The footer only, on this thread (no read-ahead by Arrow's threads).
+            return pq.ParquetFile(f).schema_arrow.names
+        return next(csv.reader(io.TextIOWrapper(f, encoding="utf-8")), [])
+
+
+def manifest_column_index(path: str, column: str) -> int:
+    """Index of ``column`` among the columns of the manifest file at ``path``."""
+    columns = manifest_columns(path)
+    if column not in columns:
+        raise ValueError(f"manifest {path} has no column {column!r} (columns: {columns}); "
                          "set --manifest-column")
-    return header.index(column)
+    return columns.index(column)
 
 
 class ReadManifest(beam.PTransform):
@@ -74,13 +103,15 @@ class ReadManifest(beam.PTransform):
 
     def expand(self, pbegin):
         kind = manifest_format(self._path)
+        if kind != "text":
+            # Its first file (the path may be a pattern) says whether the column is there.
+            index = manifest_column_index(first_match(self._path), self._column)
         if kind == "parquet":
             column = self._column
             return (pbegin | beam.io.ReadFromParquet(self._path, columns=[column])
                     | beam.Map(lambda row: row[column]))
         lines = pbegin | beam.io.ReadFromText(self._path, skip_header_lines=int(kind == "csv"))
         if kind == "csv":
-            index = csv_column_index(self._path, self._column)
             return lines | beam.Map(lambda line: next(csv.reader([line]))[index].strip())
         return (lines | beam.Map(str.strip)
                 | beam.Filter(lambda uri: uri and not uri.startswith("#")))
