@@ -277,6 +277,10 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         scales = parse_scales(opts.scales)
     except ValueError as e:
         raise ConfigError(f"--scales: {e}") from None
+    if opts.synsets is not None and not opts.synsets.strip():
+        # As a script passes an unset variable: not a run in top-k mode by accident.
+        raise ConfigError("--synsets is empty: name the synsets (e.g. dog,bicycle or voc), or "
+                          "leave it out for each image's top-k synsets")
     try:
         synsets = parse_synset_list(opts.synsets) if opts.synsets else None
     except SynsetError as e:

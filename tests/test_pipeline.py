@@ -134,6 +134,7 @@ IN, OUT = "<photos>", "<out>"
     ([OUT], "no input: give --input PATTERN and/or --manifest PATH"),
     ([IN], "no output: give --output DIR"),
     ([IN, OUT, "--synsets", "dgo"], "--synsets: 'dgo' names no synset .* close matches: .*dog"),
+    ([IN, OUT, "--synsets", " "], "--synsets is empty: name the synsets"),
     ([IN, OUT, "--synsets", "cat"], "'cat' is ambiguous.*n02121620.*n02127808"),
     ([IN, OUT, "--scales", "288,big"], "--scales: cannot parse scale 'big'"),
     ([IN, OUT, "--synsets", "dog,/nonexistent/classes.json"],
