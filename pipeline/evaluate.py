@@ -63,8 +63,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--labels", required=True, metavar="DIR",
                         help="output folder of a pipeline run (its labels-*.parquet)")
     parser.add_argument("--ground-truth", required=True, metavar="PATH",
-                        help="folder of VOC .xml files, a VOC .xml file, COCO JSON, or a JSON "
-                             "list of {image, synset, boxes: [[x0, y0, x1, y1], ...]}")
+                        help="folder of VOC .xml files (or a VOC dataset's, with them in "
+                             "Annotations/), a VOC .xml file, COCO JSON, or a JSON list of "
+                             "{image, synset, boxes: [[x0, y0, x1, y1], ...]}")
     parser.add_argument("--format", default="auto", choices=FORMATS,
                         help="ground-truth format (default: %(default)s, from the path)")
     parser.add_argument("--classes", metavar="voc|JSON",

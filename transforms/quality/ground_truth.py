@@ -93,8 +93,11 @@ Object = tuple[str, str | None, tuple[float, float, float, float] | None, bool]
 
 def _voc_objects(path: Path) -> Iterable[Object]:
     files = sorted(path.glob("*.xml")) if path.is_dir() else [path]
+    if not files and (path / "Annotations").is_dir():  # a VOC dataset's own folder
+        files = sorted((path / "Annotations").glob("*.xml"))
     if not files:
-        raise GroundTruthError(f"{path}: no VOC .xml files in this folder")
+        raise GroundTruthError(f"{path}: no VOC .xml files in this folder (nor in an "
+                               "Annotations folder in it)")
     for file in files:
         try:
             root = ElementTree.parse(file).getroot()
