@@ -67,9 +67,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="keep each image's N best boxes of each synset (default: all)")
     parser.add_argument("--images", choices=IMAGE_MODES, default=None,
                         help="put the photos in the export: copy them (from any filesystem), "
-                             "link them (local photos), or none (the labels name them by their "
-                             "URI). Default: copy for yolo and voc, which need them beside the "
-                             "labels; none for coco and labelstudio")
+                             "link them (local photos), or none (they stay where they are: coco "
+                             "and labelstudio name each by its URI, a voc annotation in its "
+                             "source; not for yolo). Default: copy for yolo and voc, which need "
+                             "them beside the labels; none for coco and labelstudio")
     args, args.filesystems = parse_with_filesystems(parser, argv)
     if args.max_boxes_per_synset is not None and args.max_boxes_per_synset < 1:
         parser.error("--max-boxes-per-synset must be at least 1")
@@ -77,6 +78,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         if not 0 <= value < 1:
             parser.error(f"{flag} is a probability in [0, 1), got {value}")
     args.images = args.images or DEFAULT_IMAGES[args.format]
+    if args.format == "yolo" and args.images == "none":
+        # Its label files name no photo: YOLO pairs them by file name under images/.
+        parser.error("--images none: YOLO pairs each photo with its labels by file name "
+                     "under images/, so the photos must be there: give --images copy or link")
     return args
 
 
@@ -87,8 +92,9 @@ def require_local(uri: str) -> None:
 
 
 class ImagePlacer:
-    """Puts each photo in the export's image folder (copy or link) and says how the
-    labels refer to it: its file name there, or with ``none`` its URI."""
+    """Names each photo in the export (its file name, made unique), puts it in the
+    export's image folder (copy or link; with ``none`` it stays where it is) and says
+    how labels refer to it."""
 
     def __init__(self, folder: Path, mode: str):
         self._folder, self._mode = folder, mode
@@ -97,9 +103,11 @@ class ImagePlacer:
             folder.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, uri: str) -> str:
-        if self._mode == "none":
-            return uri
+        """The photo's file name in the export, which also names its label files: never
+        its URI, or they would be written beside the photo, outside the export."""
         name = self._names(uri)
+        if self._mode == "none":
+            return name
         target = self._folder / name
         if self._mode == "link":
             require_local(uri)
@@ -109,12 +117,17 @@ class ImagePlacer:
                 shutil.copyfileobj(source, copy, 1 << 20)
         return name
 
-    def url(self, name: str) -> str:
+    def reference(self, uri: str, name: str) -> str:
+        """How COCO's ``file_name`` names a photo: its file name in the export's image
+        folder, or with ``none`` its URI."""
+        return uri if self._mode == "none" else name
+
+    def url(self, uri: str, name: str) -> str:
         """How Label Studio loads a photo: its URI as it is (gs://, s3:// with cloud
         storage set up, http), or a placed photo through its local-files storage
         (``LOCAL_FILES_SERVING_ENABLED=true``, ``LOCAL_FILES_DOCUMENT_ROOT=/``)."""
         if self._mode == "none":
-            return name
+            return uri
         return LOCAL_FILES_URL + str((self._folder / name).resolve()).lstrip("/")
 
 
@@ -158,7 +171,8 @@ def export(args: argparse.Namespace) -> dict:
                                      args.min_confidence))
     entries = placed(images, placer)
     if args.format == "coco":
-        path = write_coco(out, entries, index, {
+        path = write_coco(out, ((image, placer.reference(image.uri, name))
+                                for image, name in entries), index, {
             "description": f"weak labels of {args.labels}", "version": _model_version(record),
             "date_created": record["started_at"]})
     elif args.format == "yolo":
@@ -166,8 +180,8 @@ def export(args: argparse.Namespace) -> dict:
     elif args.format == "voc":
         path = write_pascal_voc(out, entries, index)
     else:
-        path = write_label_studio(out, ((image, placer.url(name)) for image, name in entries),
-                                  index, _model_version(record))
+        path = write_label_studio(out, ((image, placer.url(image.uri, name))
+                                        for image, name in entries), index, _model_version(record))
     return {**counts, "categories": len(index.all()), "path": str(path)}
 
 

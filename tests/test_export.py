@@ -194,6 +194,8 @@ def test_unfinished_runs_and_used_folders_are_refused(finished_run, tmp_path, ca
     (["--min-score", "-0.1"], r"--min-score is a probability in \[0, 1\), got -0.1"),
     # An unquoted value the shell split: Beam's option parsing would drop the rest.
     (["--max-boxes-per-synset", "3", "dog"], "unexpected argument 'dog'"),
+    (["--format", "yolo", "--images", "none"],
+     "--images none: YOLO pairs each photo with its labels by file name under images/"),
 ])
 def test_bad_arguments_are_usage_errors(finished_run, tmp_path, capsys, argv, message):
     import re
@@ -203,6 +205,31 @@ def test_bad_arguments_are_usage_errors(finished_run, tmp_path, capsys, argv, me
                 *argv])
     assert exit_.value.code == 2 and re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "c").exists()
+
+
+def test_photos_left_where_they_are_get_label_files_in_the_export_only(finished_run, tmp_path):
+    # With --images none a VOC annotation is still named by its photo's file name, in
+    # --out: it used to be named by the URI, which put it beside the photo itself.
+    rows = table(finished_run, "labels").to_pylist()
+    photos = Path(rows[0]["image_uri"]).parent
+    before = sorted(p.name for p in photos.iterdir())
+    out = tmp_path / "voc"
+    assert export(["--labels", str(finished_run), "--format", "voc", "--out", str(out),
+                   "--images", "none"]) == 0
+    assert sorted(p.name for p in photos.iterdir()) == before
+    assert sorted(p.name for p in out.iterdir()) == ["Annotations"]
+    for row in rows:
+        uri = row["image_uri"]
+        root = ET.parse(out / "Annotations" / f"{Path(uri).stem}.xml").getroot()
+        assert root.findtext("filename") == Path(uri).name
+        assert root.findtext("source/database") == uri
+    # COCO's file_name is then the photo's URI, where the photo is.
+    coco = tmp_path / "coco"
+    assert export(["--labels", str(finished_run), "--format", "coco", "--out", str(coco),
+                   "--images", "none"]) == 0
+    images = json.loads((coco / "annotations.json").read_text())["images"]
+    assert sorted(image["file_name"] for image in images) == sorted(row["image_uri"] for row in rows)
+    assert sorted(p.name for p in photos.iterdir()) == before
 
 
 def test_min_score_and_boxes_per_synset_keep_the_best_boxes():
