@@ -86,11 +86,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="with --fit-confidence: the minimum confidence of the boxes runs "
                              "with it keep unless given --min-confidence (default: the shipped "
                              "calibration's for the run's mode)")
-    parser.add_argument("--shrinkage", type=float, default=SHRINKAGE, metavar="K",
+    parser.add_argument("--shrinkage", type=float, default=None, metavar="K",
                         help="with --calibrate: pairs' worth of the overall curve mixed into each "
                              "synset's; large values give every synset the overall best "
-                             "threshold (default: %(default)s)")
+                             f"threshold (default: {SHRINKAGE})")
     args, args.filesystems = parse_with_filesystems(parser, argv)
+    # Each of these tunes what another option writes: alone, it would do nothing.
+    for flag, alone, needed in (
+            ("--default-min-confidence",
+             args.default_min_confidence is not None and not args.fit_confidence,
+             "--fit-confidence"),
+            ("--shrinkage", args.shrinkage is not None and not args.calibrate, "--calibrate")):
+        if alone:
+            parser.error(f"{flag} acts only with {needed}: give that too, or drop {flag}")
+    if args.default_min_confidence is not None and not 0 <= args.default_min_confidence < 1:
+        parser.error(f"--default-min-confidence is a probability in [0, 1), got "
+                     f"{args.default_min_confidence}")
+    if args.shrinkage is not None and args.shrinkage < 0:
+        parser.error(f"--shrinkage is a number of pairs, at least 0, got {args.shrinkage}")
+    args.shrinkage = SHRINKAGE if args.shrinkage is None else args.shrinkage
     return args
 
 

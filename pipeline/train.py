@@ -55,17 +55,38 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "runs must share model, weights, synsets and scales)")
     parser.add_argument("--out", required=True, metavar="MODEL_DIR")
     parser.add_argument("--held-out", type=float, default=0.2, metavar="F",
-                        help="fraction of the images whose pseudo-labels stop the training")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+                        help="fraction of the images whose pseudo-labels stop the training "
+                             "(default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=20,
+                        help="most passes over the training images; it stops earlier once the "
+                             "held-out loss has not improved for 3 (default: %(default)s)")
+    parser.add_argument("--learning-rate", type=float, default=1e-3,
+                        help="Adam's step size (default: %(default)s)")
     parser.add_argument("--factor", type=int, default=DEFAULT_FACTOR,
-                        help="the head's upsampling of the backbone's cells (even)")
-    parser.add_argument("--foreground", type=float, default=DEFAULT_FOREGROUND)
-    parser.add_argument("--background", type=float, default=DEFAULT_BACKGROUND)
-    parser.add_argument("--seed", type=int, default=0)
+                        help="the head's upsampling of the backbone's cells, even (default: "
+                             "%(default)s)")
+    parser.add_argument("--foreground", type=float, default=DEFAULT_FOREGROUND,
+                        help="a boxed synset's heat from which a cell is a foreground target "
+                             "(default: %(default)s)")
+    parser.add_argument("--background", type=float, default=DEFAULT_BACKGROUND,
+                        help="its heat up to which a cell is a background target; cells between "
+                             "the two are left out of the loss (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="of the shuffling and the initial weights (the held-out images "
+                             "are chosen by file name) (default: %(default)s)")
     args, args.filesystems = parse_with_filesystems(parser, argv)
     if not 0 < args.held_out < 1:
         parser.error("--held-out is a fraction between 0 and 1")
+    # Checked here, not where they are used: that is after every run's rows are read.
+    if args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    if not args.learning_rate > 0:
+        parser.error(f"--learning-rate must be above 0, got {args.learning_rate}")
+    if args.factor < 2 or args.factor % 2:
+        parser.error(f"--factor must be even and at least 2, got {args.factor}")
+    if not 0 <= args.background < args.foreground <= 1:
+        parser.error(f"--background and --foreground are heat levels with 0 <= background < "
+                     f"foreground <= 1, got {args.background} and {args.foreground}")
     return args
 
 

@@ -216,6 +216,27 @@ def test_evaluate_command_fails_clearly(tmp_path, capsys):
     assert "matches several labelled images" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, message", [
+    # Each tunes what another option writes: alone it would do nothing.
+    (["--default-min-confidence", "0.3"], "--default-min-confidence acts only with --fit-confidence"),
+    (["--shrinkage", "5"], "--shrinkage acts only with --calibrate"),
+    # A calibration whose runs would keep no box, or a weight below nothing.
+    (["--fit-confidence", "<tmp>/c.json", "--default-min-confidence", "3"],
+     r"--default-min-confidence is a probability in \[0, 1\), got 3.0"),
+    (["--calibrate", "<tmp>/t.json", "--shrinkage", "-1"],
+     "--shrinkage is a number of pairs, at least 0, got -1.0"),
+])
+def test_options_that_would_do_nothing_or_harm_are_usage_errors(tmp_path, capsys, argv, message):
+    import re
+
+    argv = [arg.replace("<tmp>", str(tmp_path)) for arg in argv]
+    with pytest.raises(SystemExit) as exit_:
+        evaluate(["--labels", str(tmp_path / "run"), "--ground-truth", str(tmp_path / "t.json"),
+                  *argv])
+    assert exit_.value.code == 2 and re.search(message, capsys.readouterr().err)
+    assert not any(tmp_path.iterdir())
+
+
 # Measured with the real EfficientNet-Lite0 weights and the default settings on the
 # labelled set (2026-11-30: blend heat; 3/17 and 37.25 with the probability heat of
 # before); a change that localizes worse fails here.

@@ -142,6 +142,23 @@ def test_a_head_the_job_cannot_use_fails_fast(trained_head, tmp_path, capsys):
         assert not output.exists()
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "0"], "--epochs must be at least 1, got 0"),
+    (["--learning-rate", "-0.001"], "--learning-rate must be above 0, got -0.001"),
+    (["--factor", "3"], "--factor must be even and at least 2, got 3"),
+    (["--factor", "0"], "--factor must be even and at least 2, got 0"),
+    (["--foreground", "0.2", "--background", "0.5"],
+     "0 <= background < foreground <= 1, got 0.5 and 0.2"),
+])
+def test_bad_training_settings_are_usage_errors_before_any_work(tmp_path, capsys, argv, message):
+    # Before, found only once every run's rows were read (a traceback for --factor 0
+    # and for the heat levels).
+    with pytest.raises(SystemExit) as exit_:
+        train(["--labels", str(tmp_path / "run"), "--out", str(tmp_path / "head"), *argv])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
 def test_an_older_run_with_float32_heatmaps_trains_a_head(synsets_run, tmp_path):
     old = as_float32_run(synsets_run, tmp_path / "float32")
     assert train(["--labels", str(old), "--out", str(tmp_path / "head"), "--held-out", "0.6",
