@@ -262,6 +262,7 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         raise ConfigError(f"--min-score is a probability in [0, 1), got {opts.min_score}")
     if not 0 <= opts.min_box_area < 1:
         raise ConfigError(f"--min-box-area is a fraction of the image in [0, 1), got {opts.min_box_area}")
+    _check_options_used(opts)
     thresholds = _thresholds(opts.threshold, opts.relative_threshold)
     # One match is enough to tell a typo or a folder: cheap on buckets of millions.
     for pattern in opts.input or []:
@@ -320,6 +321,21 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
         config = dataclasses.replace(config, threshold=(calibration.default,),
                                      synset_thresholds=calibration.thresholds())
     return confidence_config(config, opts.confidence, opts.min_confidence), checksum
+
+
+def _check_options_used(opts: LabelOptions) -> None:
+    """ConfigError for an option that acts only together with another one not given: the
+    run would go ahead without what was asked for (and --window-stride in cell mode would
+    also cost the boxes their confidence, as the calibration's settings no longer match)."""
+    for flag, alone, needed in (
+            ("--window-stride", opts.window_stride != 1 and opts.map_mode != "window",
+             "--map-mode window"),
+            ("--head-maps", opts.head_maps != DEFAULT_HEAD_MAPS and not opts.head,
+             "--head MODEL_DIR"),
+            ("--manifest-column", opts.manifest_column != DEFAULT_MANIFEST_COLUMN
+             and not opts.manifest, "--manifest PATH")):
+        if alone:
+            raise ConfigError(f"{flag} acts only with {needed}: give that too, or drop {flag}")
 
 
 def _first_match(flag: str, pattern: str) -> str:

@@ -53,6 +53,10 @@ def resolve_output(template: str, now: dt.datetime, run_id: str | None = None) -
     if unknown:
         raise OutputError(f"--output {template}: unknown field {{{sorted(unknown)[0]}}}; "
                           f"use {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)}")
+    if run_id is not None and "run_id" not in fields:
+        raise OutputError(f"--run-id {run_id} fills {{run_id}} in --output, and --output "
+                          f"{template} has none: add it (e.g. labels/{{date}}/{{run_id}}), or "
+                          "drop --run-id")
     return template.format(date=now.strftime("%Y-%m-%d"), run_id=run_id or default_run_id(now))
 
 

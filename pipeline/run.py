@@ -14,7 +14,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipeline.console import configure_console
 from pipeline.filesystems import StoreError, check_stores
@@ -139,6 +139,7 @@ def run(argv: list[str] | None = None) -> int:
             # Before anything starts TensorFlow's runtime here (converting weights does),
             # as the workers of this process can set its threads only until then.
             configure_tensorflow(max(0, engine_threads(options)))
+        p = _pipeline(options)
         # Object stores need their options before the first match (the inputs', in
         # label_config); each bucket is checked before any work.
         FileSystems.set_options(options)
@@ -158,7 +159,6 @@ def run(argv: list[str] | None = None) -> int:
         skip_existing = None
 
     started = time.time()
-    p = beam.Pipeline(options=options)
     build(p, opts, config, output, skip_existing)
     TALLY.reset()
     with ProgressReporter() if workers_in_this_process(options) else contextlib.nullcontext():
@@ -166,6 +166,17 @@ def run(argv: list[str] | None = None) -> int:
         result.wait_until_finish()
     return _finish(result, output, options, config, weights_checksum,
                    started_at, time.time() - started, local_parallelism)
+
+
+def _pipeline(options: PipelineOptions) -> beam.Pipeline:
+    """The pipeline, once Beam has checked the runner's name and its options (Dataflow's
+    --project, --region, --temp_location, …): a mistake there is a configuration one."""
+    try:
+        return beam.Pipeline(options=options)
+    except ValueError as e:
+        runner = options.view_as(StandardOptions).runner
+        raise ConfigError(f"--runner {runner}: {' '.join(str(e).split())} (what each runner "
+                          "needs: docs/dataflow.md, docs/flink.md)") from None
 
 
 def _finish(result, output: str, options: PipelineOptions, config: LabelConfig,

@@ -159,6 +159,11 @@ IN, OUT = "<photos>", "<out>"
     ([IN, OUT, "--score-cells", "0"], r"--score-cells is a fraction of the cells in \(0, 1\]"),
     ([IN, OUT, "--batch-size", "-1"], "--batch-size must be at least 0"),
     (["--input", "/nonexistent/*.jpg", OUT], "--input /nonexistent/\\*.jpg matches no file"),
+    # Options that act only with another: alone they would change nothing the user sees
+    # (--window-stride in cell mode would cost the boxes their confidence).
+    ([IN, OUT, "--window-stride", "7"], "--window-stride acts only with --map-mode window"),
+    ([IN, OUT, "--head-maps", "head"], "--head-maps acts only with --head MODEL_DIR"),
+    ([IN, OUT, "--manifest-column", "path"], "--manifest-column acts only with --manifest PATH"),
 ])
 def test_configuration_mistakes_fail_before_any_work(tmp_path, capsys, argv, message):
     import re
@@ -170,6 +175,25 @@ def test_configuration_mistakes_fail_before_any_work(tmp_path, capsys, argv, mes
     err = capsys.readouterr().err
     assert re.search(message, err), err
     assert not output.exists()
+
+
+@pytest.mark.parametrize("runner, message", [
+    ("DataflowRunner", "--runner DataflowRunner: .*Missing required option: project.*"
+                       "Missing required option: region"),
+    ("Dataflo", "--runner Dataflo: Unexpected pipeline runner: Dataflo"),
+])
+def test_runner_mistakes_fail_before_the_output_is_touched(tmp_path, capsys, runner, message):
+    import re
+
+    # An unfinished run's files: what a run would clear before it starts.
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "labels-00000-of-00001.parquet").write_bytes(b"an unfinished run's")
+    assert run(["--input", str(DATA / "dog.jpg"), "--output", str(output),
+                "--runner", runner]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert [p.name for p in output.iterdir()] == ["labels-00000-of-00001.parquet"]
 
 
 def test_inputs_and_outputs_named_wrongly_fail_before_any_work(tmp_path, capsys):

@@ -120,10 +120,14 @@ def test_default_run_id_is_a_utc_time_stamp(tmp_path, weights_cache):
     assert re.fullmatch(r"\d{8}T\d{6}Z", output.name)
 
 
-@pytest.mark.parametrize("template, message", [
-    ("{day}/out", "unknown field {day}; use {date}, {run_id}"),
+@pytest.mark.parametrize("template, extra, message", [
+    ("{day}/out", [], "unknown field {day}; use {date}, {run_id}"),
+    # A run id the output does not use would name nothing: the run would go elsewhere.
+    ("{date}/out", ["--run-id", "nightly"],
+     "--run-id nightly fills {run_id} in --output, and --output .*/{date}/out has none"),
 ])
-def test_bad_output_templates_fail_fast(tmp_path, capsys, template, message):
+def test_bad_output_templates_fail_fast(tmp_path, capsys, template, extra, message):
     assert run(["--input", str(DATA / "dog.jpg"), "--output", str(tmp_path / template),
-                *LOCAL]) == 2
-    assert message in capsys.readouterr().err
+                *extra, *LOCAL]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not any(tmp_path.iterdir())
