@@ -17,6 +17,9 @@ UNACTIONABLE = (
     # Beam's RunInference without PyTorch installed: its memory probe is off (Beam imports
     # `resource` together with its torch-based model manager).
     "Resource module is not available for current platform",
+    # Beam on arguments it does not know (twice): the commands refuse each one themselves,
+    # as an unknown option or an argument that is no option's value, and say what to do.
+    "Discarding unparseable args",
 )
 # ... and those containing these: Beam looks for Google's default credentials five
 # times, logging each failure with its traceback, before it says once (that line kept)

@@ -43,6 +43,20 @@ def test_a_default_run_prints_nothing_that_asks_nothing_of_the_user(tmp_path):
         assert chatter in verbose.stderr
 
 
+def test_a_mistaken_argument_prints_one_line_that_says_what_to_do(tmp_path):
+    # Beam's own note on the arguments it does not know (twice) used to come first.
+    for flags, error in ((["--synset", "dog"], "error: unknown option --synset; did you mean"),
+                         ([str(DATA / "eagle.jpg")], "error: unexpected argument '")):
+        job = run_job(tmp_path, *flags)
+        assert job.returncode == 2 and job.stderr.startswith(error), job.stderr
+        assert len(job.stderr.splitlines()) == 1, job.stderr
+    shown = subprocess.run([sys.executable, "-m", "pipeline.export", "--labels", "x", "--format",
+                            "coco", "--out", "y", "--bogus"], cwd=REPO, capture_output=True,
+                           text=True, timeout=300)
+    assert shown.returncode == 2 and shown.stderr.startswith("usage:"), shown.stderr
+    assert "unrecognized argument --bogus" in shown.stderr and "Discarding" not in shown.stderr
+
+
 def test_only_the_known_unactionable_warnings_are_dropped():
     def record(message: str) -> logging.LogRecord:
         return logging.LogRecord("root", logging.WARNING, __file__, 1, message, None, None)
@@ -52,6 +66,7 @@ def test_only_the_known_unactionable_warnings_are_dropped():
                                   "available despite the import not raising an ImportError."))
     assert not drop.filter(record("Resource module is not available for current platform, "
                                   "memory usage cannot be fetched."))
+    assert not drop.filter(record("Discarding unparseable args: ['--synset', 'dog']"))
     assert not drop.filter(record(
         "Retry with exponential backoff: waiting for 3.5 seconds before retrying "
         "_get_credentials_with_retrys because we caught exception: DefaultCredentialsError"))
