@@ -57,6 +57,29 @@ def test_a_mistaken_argument_prints_one_line_that_says_what_to_do(tmp_path):
     assert "unrecognized argument --bogus" in shown.stderr and "Discarding" not in shown.stderr
 
 
+def test_ctrl_c_stops_the_job_with_one_line_and_a_rerun_finishes_it(tmp_path, weights_cache):
+    import signal
+
+    from pipeline.run import run
+
+    output = tmp_path / "out"
+    argv = ["--input", str(DATA / "labelled" / "JPEGImages" / "*"), "--input",
+            str(DATA / "*.jpg"), "--output", str(output), "--runner", "FnApiRunner"]
+    job = subprocess.Popen([sys.executable, "-m", "pipeline", *argv], cwd=REPO,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in job.stderr:  # the pipeline runs: its workers load the model
+        if "loading efficientnet_lite0" in line:
+            break
+    job.send_signal(signal.SIGINT)
+    rest = job.stderr.read()
+    # Before: Python's traceback of the main thread, then the process aborted (134) as the
+    # engine's threads were torn down.
+    assert job.wait(timeout=300) == 130, rest
+    assert rest.strip().splitlines()[-1].startswith("interrupted: the run did not finish"), rest
+    assert "Traceback" not in rest and not (output / "_SUCCESS").exists()
+    assert run([*argv]) == 0 and (output / "_SUCCESS").exists()
+
+
 def test_only_the_known_unactionable_warnings_are_dropped():
     def record(message: str) -> logging.LogRecord:
         return logging.LogRecord("root", logging.WARNING, __file__, 1, message, None, None)
