@@ -180,8 +180,9 @@ def _pipeline(options: PipelineOptions) -> beam.Pipeline:
         return beam.Pipeline(options=options)
     except ValueError as e:
         runner = options.view_as(StandardOptions).runner
-        raise ConfigError(f"--runner {runner}: {' '.join(str(e).split())} (what each runner "
-                          "needs: docs/dataflow.md, docs/flink.md)") from None
+        raise ConfigError(f"Beam's check of the options (--runner {runner}): "
+                          f"{' '.join(str(e).split())} (what each runner needs: "
+                          "docs/dataflow.md, docs/flink.md)") from None
 
 
 def _finish(result, output: str, options: PipelineOptions, config: LabelConfig,

@@ -72,8 +72,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="its heat up to which a cell is a background target; cells between "
                              "the two are left out of the loss (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0,
-                        help="of the shuffling and the initial weights (the held-out images "
-                             "are chosen by file name) (default: %(default)s)")
+                        help="random seed of the shuffling and the initial weights; the "
+                             "held-out images are chosen by file name (default: %(default)s)")
     args, args.filesystems = parse_with_filesystems(parser, argv)
     if not 0 < args.held_out < 1:
         parser.error("--held-out is a fraction between 0 and 1")

@@ -178,9 +178,9 @@ def test_configuration_mistakes_fail_before_any_work(tmp_path, capsys, argv, mes
 
 
 @pytest.mark.parametrize("runner, message", [
-    ("DataflowRunner", "--runner DataflowRunner: .*Missing required option: project.*"
-                       "Missing required option: region"),
-    ("Dataflo", "--runner Dataflo: Unexpected pipeline runner: Dataflo"),
+    ("DataflowRunner", r"options \(--runner DataflowRunner\): .*Missing required option: "
+                       "project.*Missing required option: region"),
+    ("Dataflo", r"options \(--runner Dataflo\): Unexpected pipeline runner: Dataflo"),
 ])
 def test_runner_mistakes_fail_before_the_output_is_touched(tmp_path, capsys, runner, message):
     import re
