@@ -65,8 +65,11 @@ def test_ctrl_c_stops_the_job_with_one_line_and_a_rerun_finishes_it(tmp_path, we
     output = tmp_path / "out"
     argv = ["--input", str(DATA / "labelled" / "JPEGImages" / "*"), "--input",
             str(DATA / "*.jpg"), "--output", str(output), "--runner", "FnApiRunner"]
+    # Ctrl-C's signal as a terminal delivers it: a test run in the background of a shell
+    # without job control (as CI may be) would pass its children SIGINT ignored.
     job = subprocess.Popen([sys.executable, "-m", "pipeline", *argv], cwd=REPO,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in job.stderr:  # the pipeline runs: its workers load the model
         if "loading efficientnet_lite0" in line:
             break
