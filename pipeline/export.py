@@ -41,6 +41,8 @@ IMAGE_MODES = ("copy", "link", "none")
 # Where each format keeps the images; and whether it needs them beside the labels.
 IMAGE_FOLDERS = {"coco": "images", "yolo": "images", "voc": VOC_IMAGES, "labelstudio": "images"}
 DEFAULT_IMAGES = {"coco": "none", "yolo": "copy", "voc": "copy", "labelstudio": "none"}
+# Formats with a label file per photo, named by the photo's file name in the export.
+FILE_PER_PHOTO = ("yolo", "voc")
 LABEL_COLUMNS = ["image_uri", "width", "height", "boxes"]
 LOCAL_FILES_URL = "/data/local-files/?d="
 
@@ -96,15 +98,20 @@ class ImagePlacer:
     export's image folder (copy or link; with ``none`` it stays where it is) and says
     how labels refer to it."""
 
-    def __init__(self, folder: Path, mode: str):
+    def __init__(self, folder: Path, mode: str, file_per_photo: bool):
         self._folder, self._mode = folder, mode
+        # Unique names are remembered: with none, only where label files need them, so
+        # that a COCO or Label Studio export's memory does not grow with its photos.
+        self._named = mode != "none" or file_per_photo
         self._names = UniqueNames()
         if mode != "none":
             folder.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, uri: str) -> str:
-        """The photo's file name in the export, which also names its label files: never
-        its URI, or they would be written beside the photo, outside the export."""
+        """The photo's file name in the export, which also names its label file: never
+        its URI, or that would be written beside the photo, outside the export."""
+        if not self._named:
+            return uri
         name = self._names(uri)
         if self._mode == "none":
             return name
@@ -157,7 +164,8 @@ def export(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     synsets = recorded_synsets(record["config"])
     index = CategoryIndex(categories([(s["wnid"], s["label"]) for s in synsets]))
-    placer = ImagePlacer(out / IMAGE_FOLDERS[args.format], args.images)
+    placer = ImagePlacer(out / IMAGE_FOLDERS[args.format], args.images,
+                         args.format in FILE_PER_PHOTO)
     counts = {"images": 0, "boxes": 0}
 
     def counted(images: Iterable[LabelledImage]) -> Iterator[LabelledImage]:

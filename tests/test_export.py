@@ -232,6 +232,20 @@ def test_photos_left_where_they_are_get_label_files_in_the_export_only(finished_
     assert sorted(p.name for p in photos.iterdir()) == before
 
 
+def test_photos_left_in_place_are_named_only_where_a_label_file_needs_it(tmp_path):
+    from pipeline.export import ImagePlacer
+
+    uris = ["gs://b/monday/dog.jpg", "gs://b/tuesday/dog.jpg"]
+    # VOC: an annotation per photo, so two photos of one name get two files.
+    voc = ImagePlacer(tmp_path / "JPEGImages", "none", file_per_photo=True)
+    first, second = (voc(uri) for uri in uris)
+    assert first == "dog.jpg" and second.startswith("dog-") and second.endswith(".jpg")
+    # COCO and Label Studio name photos by their URIs: no names kept (memory flat).
+    coco = ImagePlacer(tmp_path / "images", "none", file_per_photo=False)
+    assert [coco(uri) for uri in uris] == uris
+    assert not any(tmp_path.iterdir())
+
+
 def test_min_score_and_boxes_per_synset_keep_the_best_boxes():
     def box(synset, score):
         return {"synset": synset, "label": synset, "score": score, "x0": 0, "y0": 0, "x1": 1, "y1": 1}
