@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import sys
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, NoReturn, Sequence
 
 VERBOSE_FLAG = "--verbose"
 # Warnings that ask nothing of the user, left out unless --verbose:
@@ -27,6 +27,8 @@ UNACTIONABLE = (
 UNACTIONABLE_PARTS = ("before retrying _get_credentials_with_retrys",)
 # Our own loggers: what the job is doing, at INFO.
 OWN_LOGGERS = ("pipeline", "transforms")
+# A shell's exit status for a process stopped by Ctrl-C (128 + SIGINT).
+INTERRUPTED = 130
 
 
 @contextlib.contextmanager
@@ -77,3 +79,19 @@ def configure_console(argv: Sequence[str]) -> bool:
         with native_stderr_silenced():
             import tensorflow  # noqa: F401  (loaded here, quietly, once for the process)
     return verbose
+
+
+def exit_with(command: Callable[[], int | None], interrupted: str) -> NoReturn:
+    """Exit with ``command()``'s code. Ctrl-C prints one line, ``interrupted``: what the
+    command left unfinished and what to do, and exits 130 at once."""
+    try:
+        code = command()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {interrupted}", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Now, not through the interpreter's shutdown: threads of Beam's engine, TensorFlow
+        # or a filesystem client may still be inside native code, and tearing them down
+        # aborts the process.
+        os._exit(INTERRUPTED)
+    sys.exit(code)

@@ -32,6 +32,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from pipeline.console import exit_with
 from pipeline.filesystems import FILESYSTEM_EPILOG, StoreError, check_stores, parse_with_filesystems
 from pipeline.outputs import (OutputError, has_run_record, names_image, read_image_bytes,
                               read_labels, read_run_record)
@@ -419,4 +420,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main, "the evaluation did not finish: the files it had not written yet "
+                     "(--json, then --calibrate, then --fit-confidence) are missing; run it again")

@@ -24,6 +24,7 @@ from typing import Iterable, Iterator, Sequence
 
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.console import exit_with
 from pipeline.filesystems import FILESYSTEM_EPILOG, StoreError, check_stores, parse_with_filesystems
 from pipeline.outputs import (SUCCESS, OutputError, check_folder_can_be_made, is_finished,
                               iter_table_rows, read_run_record)
@@ -212,4 +213,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main, "the export did not finish, and its --out folder holds part of it; "
+                     "remove that folder, or give a new one, and export again")

@@ -18,6 +18,7 @@ from typing import Iterator, Sequence
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.console import exit_with
 from pipeline.filesystems import FILESYSTEM_EPILOG, StoreError, check_stores, parse_with_filesystems
 from pipeline.outputs import (RUN_RECORD, SUCCESS, OutputError, check_folder_can_be_made,
                               is_finished, iter_labels, names_image, read_image_bytes, table_files)
@@ -233,7 +234,8 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run())
+    exit_with(run, "the contact sheet (index.html, written last) was not written; a rerun "
+                   "into the same --out writes every picture again")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ import contextlib
 import datetime as dt
 import importlib.metadata
 import logging
-import os
 import sys
 import time
 
@@ -17,7 +16,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipeline.console import configure_console
+from pipeline.console import configure_console, exit_with
 from pipeline.filesystems import StoreError, check_stores
 from pipeline.flush import flush_outputs_by_size, timed_flush_experiment
 from pipeline.options import (ConfigError, LabelOptions, choose_local_parallelism, engine_threads,
@@ -39,10 +38,6 @@ log = logging.getLogger(__name__)
 
 PACKAGES = ("fcn-weak-labels", "apache-beam", "tensorflow", "tensorflow-cpu", "keras", "numpy",
             "pillow", "pyarrow", "scipy")
-
-
-# A shell's exit status for a process stopped by Ctrl-C (128 + SIGINT).
-INTERRUPTED = 130
 
 
 def build(p: beam.Pipeline, opts: LabelOptions, config: LabelConfig, output: str,
@@ -264,14 +259,5 @@ def _rounded(value: float | None) -> float | None:
 
 def main() -> None:
     configure_console(sys.argv[1:])  # unless __main__ did, before the imports above
-    try:
-        code = run()
-    except KeyboardInterrupt:
-        print("\ninterrupted: the run did not finish, and its output has no _SUCCESS; a run "
-              "into the same folder first clears what this one wrote", file=sys.stderr)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # Now, not through the interpreter's shutdown: the runner's worker threads are
-        # still inside the engine's native code, and tearing them down aborts the process.
-        os._exit(INTERRUPTED)
-    sys.exit(code)
+    exit_with(run, "the run did not finish, and its output has no _SUCCESS; a run into the "
+                   "same folder first clears what this one wrote")

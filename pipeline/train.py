@@ -26,6 +26,7 @@ import keras
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.console import exit_with
 from pipeline.filesystems import FILESYSTEM_EPILOG, StoreError, check_stores, parse_with_filesystems
 from pipeline.outputs import SUCCESS, OutputError, is_finished, iter_labels, read_run_record
 from transforms.io.decode import decode_image
@@ -212,4 +213,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main, "no head was saved; the photos' features computed so far are kept "
+                     "under --out, and a rerun into it reuses them")

@@ -1,10 +1,14 @@
 """What `python -m pipeline` prints: what it does, its progress and warnings to act on;
 with --verbose the libraries' logs too."""
+import errno
 import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from pipeline.console import DropUnactionable
 
@@ -109,3 +113,52 @@ def test_the_other_commands_and_the_benchmarks_print_only_their_help():
                                capture_output=True, text=True, timeout=300)
         assert shown.returncode == 0, shown.stderr
         assert shown.stdout.startswith("usage:") and shown.stderr == "", (command, shown.stderr)
+
+
+def _wait_until_reading(fifo: Path, command: subprocess.Popen, timeout: float = 300) -> int:
+    """A writer's end of ``fifo`` once ``command`` has opened it to read: the command is
+    then waiting in the middle of its work, as on a slow disk or network."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert command.poll() is None, command.stderr.read()
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:  # ENXIO: no reader yet
+            if e.errno != errno.ENXIO:
+                raise
+        time.sleep(0.2)
+    raise TimeoutError(f"{command.args} never opened {fifo}")
+
+
+@pytest.mark.parametrize("command, message", [
+    ("pipeline.export", "interrupted: the export did not finish"),
+    ("pipeline.evaluate", "interrupted: the evaluation did not finish"),
+    ("pipeline.render", "interrupted: the contact sheet (index.html, written last) was not written"),
+    ("pipeline.train", "interrupted: no head was saved"),
+])
+def test_ctrl_c_stops_every_command_with_one_line(tmp_path, command, message):
+    import signal
+
+    # A finished run's folder whose run.json is a named pipe: each command blocks reading
+    # it (evaluate its --classes file first), where a Ctrl-C comes.
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "_SUCCESS").write_text("{}")
+    (labels / "labels-00000-of-00001.parquet").write_bytes(b"")
+    fifo = tmp_path / "classes.json" if command == "pipeline.evaluate" else labels / "run.json"
+    os.mkfifo(fifo)
+    argv = {"pipeline.export": ["--format", "coco", "--out", str(tmp_path / "export")],
+            "pipeline.evaluate": ["--ground-truth", str(DATA / "labelled"), "--classes", str(fifo)],
+            "pipeline.render": ["--out", str(tmp_path / "pictures")],
+            "pipeline.train": ["--out", str(tmp_path / "head")]}[command]
+    job = subprocess.Popen([sys.executable, "-m", command, "--labels", str(labels), *argv],
+                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    writer = _wait_until_reading(fifo, job)
+    job.send_signal(signal.SIGINT)
+    _, stderr = job.communicate(timeout=120)
+    os.close(writer)
+    # Before: Python's traceback from wherever the command was.
+    assert job.returncode == 130, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), stderr
