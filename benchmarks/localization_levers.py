@@ -36,8 +36,9 @@ from transforms.quality.calibration import SHRINKAGE, THRESHOLDS, calibrate, top
 from transforms.io.decode import decode_image
 from transforms.model.fcn import ResponseMapper
 from transforms.quality.ground_truth import read_ground_truth
-from transforms.maps.heatmaps import (DEFAULT_HEAT, HEATS, MapGrid, finished_heat, fuse,
-                                      min_max_normalized, resample, synset_logits)
+from transforms.maps.heatmaps import (DEFAULT_HEAT, HEATS, finished_heat, fuse, min_max_normalized,
+                                      resample, synset_logits)
+from transforms.model.grid import MapGrid
 from transforms.quality.localization import (CORLOC_IOU, best_iou, box_coords, max_box_accuracy,
                                              threshold_sweep)
 from transforms.maps.multiscale import scale_image

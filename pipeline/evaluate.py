@@ -39,7 +39,7 @@ from pipeline.outputs import (OutputError, has_run_record, names_image, read_ima
 from transforms.quality.calibration import SHRINKAGE, Calibration, calibrate, top_box_hits
 from transforms.quality.ground_truth import (FORMATS, GroundTruth, GroundTruthError, GroundTruthSet,
                                              read_ground_truth)
-from transforms.maps.heatmaps import MapGrid
+from transforms.model.grid import MapGrid
 from transforms.maps.multiscale import largest_input, scale_image
 from transforms.maps.scales import parse_scales
 from transforms.model.backbones import get_backbone

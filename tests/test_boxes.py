@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from transforms.maps.boxes import boxes_from_heatmap, upsample
-from transforms.maps.heatmaps import MapGrid
+from transforms.model.grid import MapGrid
 
 
 def _pixel_grid(shape):

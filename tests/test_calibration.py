@@ -4,7 +4,7 @@ import pytest
 
 from transforms.quality.calibration import (THRESHOLDS, Calibration, CalibrationError, SynsetThreshold,
                                             calibrate, top_box_hits)
-from transforms.maps.heatmaps import MapGrid
+from transforms.model.grid import MapGrid
 
 SETTINGS = {"model": "efficientnet_lite0", "weights": "imagenet", "map_mode": "cell",
             "window_stride": 1, "scales": ["288", "576"], "fusion": "mean", "heat": "logit",

@@ -14,7 +14,7 @@ from pipeline.evaluate import main as evaluate, truth_lookup
 from pipeline.render import run as render
 from pipeline.run import run
 from transforms.quality.ground_truth import GroundTruthError, read_ground_truth
-from transforms.maps.heatmaps import MapGrid
+from transforms.model.grid import MapGrid
 from transforms.quality.localization import (HEAT_THRESHOLDS, centre_heatmap, iou_matrix,
                                              max_box_accuracy, threshold_sweep)
 from transforms.maps.boxes import PIXELS_PER_CELL, boxes_from_heatmap

@@ -5,7 +5,7 @@ import pytest
 
 from transforms.model.backbones import get_backbone, load_classifier
 from transforms.model.fcn import ResponseMapper, dtype_policy, fully_convolutional
-from transforms.maps.heatmaps import MapGrid
+from transforms.model.grid import MapGrid
 from transforms.maps.multiscale import resize_image
 
 from conftest import load_photo

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from transforms.maps.heatmaps import MapGrid, resample
+from transforms.maps.heatmaps import resample
+from transforms.model.grid import MapGrid
 from transforms.maps.pseudo_masks import BACKGROUND, FOREGROUND, IGNORE, pseudo_mask
 from transforms.model.head import bilinear_kernel, build_head
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from transforms.maps.heatmaps import MapGrid, fuse, resample
+from transforms.maps.heatmaps import fuse, resample
+from transforms.model.grid import MapGrid
 
 
 def test_uniform_grid_centres_cells():

@@ -5,6 +5,7 @@
   model/    backbones: registry of ImageNet classifiers and their weights;
             efficientnet_lite, legacy_torch: the Lite models and their weight files;
             fcn: classifier → fully convolutional class logit maps (ResponseMapper);
+            grid: where a map's cells sit in the image (MapGrid);
             onnx_engine: ONNX Runtime as the CPU engine; head: the trainable synset head
   vocab/    synsets: WordNet synsets over the ImageNet-1k classes; vocabularies: named
             synsets (voc), top-k vocabularies (concepts); data/: their generated files
@@ -22,7 +23,8 @@
   beam/     read, inference, write, progress: the thin Beam wrappers around the above
   config    LabelConfig, what a run computes
 
-Only ``beam/`` knows Beam. Submodules are imported explicitly
+Each room imports only the rooms above it in this list (config and beam come last);
+only ``beam/`` knows Beam. Submodules are imported explicitly
 (``from transforms.model.fcn import ResponseMapper``) so that code needing only synsets
 or boxes does not pay for importing TensorFlow.
 """

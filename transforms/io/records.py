@@ -10,7 +10,6 @@ import pyarrow as pa
 
 from transforms.io import heatmap_png
 from transforms.io.heatmap_png import FLOAT32, PNG8, HeatmapEncodingError
-from transforms.vocab.synsets import class_synset
 
 if TYPE_CHECKING:  # the maps need TensorFlow; readers of the tables (export, render) do not
     from transforms.maps.boxes import Box
@@ -184,7 +183,6 @@ def label_row(source: SourceFile, heatmaps: SynsetHeatmaps, boxes: Mapping[str, 
     kept = {"all": range(len(heatmaps.synsets)), "none": (),
             "boxed": [i for i, s in enumerate(heatmaps.synsets) if boxes.get(s.wnid)]}[kept_heatmaps]
     height, width = heatmaps.grid.shape
-    top_classes = [(class_synset(index), score) for index, score in heatmaps.top_classes(top_k)]
     return {
         **source.fields(),
         "width": heatmaps.image_size[1],
@@ -196,7 +194,7 @@ def label_row(source: SourceFile, heatmaps: SynsetHeatmaps, boxes: Mapping[str, 
         "top_classes": [
             {"index": synset.class_indices[0], "wnid": synset.wnid, "label": synset.label,
              "score": score}
-            for synset, score in top_classes
+            for synset, score in heatmaps.top_classes(top_k)
         ],
         "scale_heatmaps": [
             {"synset": synset.wnid, "scale": str(scale_maps.scale), "height": height,

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from transforms.maps.heatmaps import MapGrid, resample
+from transforms.maps.heatmaps import resample
+from transforms.model.grid import MapGrid
 from transforms.maps.refine import grabcut_extent, resize_photo
 
 # On the default heat (blend, 0-1 per image) with boxes refined by GrabCut: the best single

@@ -1,5 +1,5 @@
-"""Synset heat from class maps, heatmap geometry, bilinear resampling between grids, and
-fusion across scales.
+"""Synset heat from class maps, bilinear resampling between grids, and fusion across
+scales.
 
 Plain numpy/scipy: nothing here knows about TensorFlow or Beam.
 
@@ -18,19 +18,20 @@ Kinds of heat per map cell, from the classifier's class logits there:
   the logit's shape where the classifier hesitates, the probability's extent where it
   is sure. On PASCAL VOC photos its boxes beat either alone (benchmarks/README.md).
 
-Coordinates are continuous pixel coordinates: pixel k spans [k, k + 1), its centre is
-k + 0.5. A response map's cells are points on a regular grid in those coordinates;
-resampling one map onto another grid (a common fusion grid, or the image's pixels)
-is bilinear interpolation at the target points, clamped at the borders.
+A response map's cells are points on a regular grid in pixel coordinates
+(``transforms.model.grid``); resampling one map onto another grid (a common fusion
+grid, or the image's pixels) is bilinear interpolation at the target points, clamped at
+the borders.
 """
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
 from typing import Literal, Sequence
 
 import numpy as np
 from scipy import interpolate
+
+from transforms.model.grid import MapGrid
 
 Fusion = Literal["mean", "geomean", "max"]
 FUSIONS = ("mean", "geomean", "max")
@@ -67,34 +68,6 @@ def min_max_normalized(maps: np.ndarray) -> np.ndarray:
     low = maps.min(axis=(0, 1), keepdims=True)
     span = maps.max(axis=(0, 1), keepdims=True) - low
     return np.divide(maps - low, span, out=np.zeros_like(maps), where=span > 0).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class MapGrid:
-    """A height × width grid of cell centres: cell (i, j) sits at
-    (y0 + i * dy, x0 + j * dx)."""
-
-    height: int
-    width: int
-    y0: float
-    dy: float
-    x0: float
-    dx: float
-
-    @classmethod
-    def uniform(cls, height: int, width: int, image_size: tuple[int, int]) -> "MapGrid":
-        """height × width cells tiling an image of image_size (H, W) evenly."""
-        dy, dx = image_size[0] / height, image_size[1] / width
-        return cls(height, width, dy / 2, dy, dx / 2, dx)
-
-    def scaled(self, sy: float, sx: float) -> "MapGrid":
-        """The same grid after the image is scaled by (sy, sx), e.g. network input →
-        original image coordinates."""
-        return replace(self, y0=self.y0 * sy, dy=self.dy * sy, x0=self.x0 * sx, dx=self.dx * sx)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.height, self.width
 
 
 def _linear_weights(positions: np.ndarray, n: int) -> np.ndarray:

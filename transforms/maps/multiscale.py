@@ -23,10 +23,11 @@ from transforms.maps.refine import resize_photo
 from transforms.model.backbones import Backbone
 from transforms.model.fcn import ResponseMapper, map_size
 from transforms.model.head import TrainedHead, finer_grid
-from transforms.maps.heatmaps import (DEFAULT_FUSION, DEFAULT_HEAT, Fusion, Heat, MapGrid,
-                                      finished_heat, fuse, resample, synset_logits)
+from transforms.maps.heatmaps import (DEFAULT_FUSION, DEFAULT_HEAT, Fusion, Heat, finished_heat,
+                                      fuse, resample, synset_logits)
+from transforms.model.grid import MapGrid
 from transforms.maps.scales import DEFAULT_SCALES, Scale
-from transforms.vocab.synsets import Synset, class_matrix
+from transforms.vocab.synsets import Synset, class_matrix, class_synset
 from transforms.vocab.vocabularies import concepts
 
 # Longer sides of shorter-side scales are padded to a multiple of this many pixels, so
@@ -131,10 +132,11 @@ class SynsetHeatmaps:
             result[wnid] = kept_boxes(hypotheses, NMS_IOU, min_confidence)
         return result
 
-    def top_classes(self, k: int) -> list[tuple[int, float]]:
-        """The k best (class index, score) pairs, best first."""
+    def top_classes(self, k: int) -> list[tuple[Synset, float]]:
+        """The k best ImageNet classes (each a synset of its own) and their scores, best
+        first."""
         best = np.argsort(-self.class_scores, kind="stable")[:k]
-        return [(int(i), float(self.class_scores[i])) for i in best]
+        return [(class_synset(int(i)), float(self.class_scores[i])) for i in best]
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -24,7 +24,7 @@ from scipy import special
 
 from transforms.model.backbones import Backbone, get_backbone, load_classifier
 from transforms.model.head import TrainedHead
-from transforms.maps.heatmaps import MapGrid
+from transforms.model.grid import MapGrid
 
 MapMode = Literal["cell", "window"]
 MAP_MODES = ("cell", "window")

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from transforms.maps.heatmaps import MapGrid
+from transforms.model.grid import MapGrid
 
 DEFAULT_FACTOR = 4  # stride 32 → 8: a map cell per 8×8 pixels of the network input
 # A trained head's folder (python -m pipeline.train --out): its weights and what they are.

@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from transforms.maps.boxes import PIXELS_PER_CELL, raster_boxes, upsample
-from transforms.maps.heatmaps import MapGrid
+from transforms.model.grid import MapGrid
 from transforms.maps.refine import resize_photo
 from transforms.quality.localization import CORLOC_IOU, best_iou, box_coords
 

@@ -32,7 +32,7 @@ from scipy import optimize, special
 from transforms.maps.boxes import PIXELS_PER_CELL, iou_matrix, raster_shape, upsample
 from transforms.maps.confidence import (ConfidenceCalibration, LogisticConfidence,
                                         calibration_settings)
-from transforms.maps.heatmaps import MapGrid
+from transforms.model.grid import MapGrid
 from transforms.maps.hypotheses import (DEFAULT_THRESHOLDS, FEATURES, NMS_IOU, Hypothesis,
                                         RefineGate, kept_boxes, refine_gate, synset_evidence,
                                         synset_hypotheses, with_confidence)

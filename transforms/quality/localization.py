@@ -24,7 +24,8 @@ from typing import Sequence
 import numpy as np
 
 from transforms.maps.boxes import PIXELS_PER_CELL, Box, iou_matrix, raster_boxes, upsample
-from transforms.maps.heatmaps import MapGrid, min_max_normalized
+from transforms.maps.heatmaps import min_max_normalized
+from transforms.model.grid import MapGrid
 from transforms.quality.uncertainty import share_interval
 
 IOU_THRESHOLDS = (0.3, 0.5, 0.7)

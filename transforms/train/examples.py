@@ -8,7 +8,8 @@ from typing import Sequence
 import keras
 import numpy as np
 
-from transforms.maps.heatmaps import MapGrid, resample
+from transforms.maps.heatmaps import resample
+from transforms.model.grid import MapGrid
 from transforms.maps.pseudo_masks import DEFAULT_BACKGROUND, DEFAULT_FOREGROUND, pseudo_mask
 from transforms.model.fcn import ResponseMapper
 from transforms.model.head import finer_grid

@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from transforms.maps.boxes import upsample
 from transforms.io.decode import decode_image
-from transforms.maps.heatmaps import MapGrid
+from transforms.model.grid import MapGrid
 from transforms.io.records import LabelBox, file_name, row_boxes
 
 DEFAULT_MAX_SIDE = 640
