@@ -25,6 +25,14 @@ def test_unparseable_scales_say_how_to_fix(text):
         parse_scales(text)
 
 
+@pytest.mark.parametrize("text", ["20000x20000", "288,4097", "4100x300+flip"])
+def test_scales_past_the_network_input_limit_are_refused(text):
+    # Before: accepted, and every image's network call then asked for tens of GB.
+    with pytest.raises(ValueError, match="over the network input's limit of 4096 pixels a side"):
+        parse_scales(text)
+    assert parse_scales("4096x4096,4096") == (Scale(size=(4096, 4096)), Scale(shorter_side=4096))
+
+
 def test_shorter_side_keeps_aspect_ratio_in_stride_multiples():
     assert Scale(shorter_side=288).input_size((576, 768), 32) == (288, 384)
     assert Scale(shorter_side=224).input_size((300, 451), 32) == (224, 352)  # 336.7 → 352

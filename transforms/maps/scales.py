@@ -26,8 +26,14 @@ class Scale:
     def __post_init__(self):
         if (self.size is None) == (self.shorter_side is None):
             raise ValueError("a Scale has either a size or a shorter_side")
-        if any(n <= 0 for n in (self.size or (self.shorter_side,))):
+        sides = self.size or (self.shorter_side,)
+        if any(n <= 0 for n in sides):
             raise ValueError(f"scale dimensions must be positive, got {self}")
+        # Past this a network call asks for more memory than a worker has (a 20000x20000
+        # input needs tens of GB for its first layers alone): a mistake, refused at once.
+        if any(n > MAX_INPUT_SIDE for n in sides):
+            raise ValueError(f"scale {self} is over the network input's limit of "
+                             f"{MAX_INPUT_SIDE} pixels a side")
 
     def __str__(self) -> str:
         text = f"{self.size[0]}x{self.size[1]}" if self.size else str(self.shorter_side)
