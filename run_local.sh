@@ -8,24 +8,27 @@
 #
 # Output goes to ./output/<date-time>/ (labels-*.parquet, errors-*.parquet, run.json),
 # pictures of the labels to ./output/<date-time>/viz/ (index.html, one PNG per image).
+# Paths given (the pattern, --manifest, --synsets files, ...) and ./output are those of
+# the folder it is run from; the virtualenv and the sample photos are the project's.
 # The runner is FnApiRunner, the engine the DirectRunner uses for batch jobs, named
 # explicitly so that an offline machine does not wait for the Prism download.
 set -euo pipefail
-cd "$(dirname "$0")"
-[ -x .venv/bin/python ] || python3 -m venv .venv
+project="$(cd "$(dirname "$0")" && pwd)"
+python="$project/.venv/bin/python"
+[ -x "$python" ] || python3 -m venv "$project/.venv"
 # Installed once per version of setup.py, pip's and setuptools' output to a log shown
 # only if the install fails.
-stamp=".venv/.installed-viz-$(sha256sum setup.py | cut -c1-16)"
+stamp="$project/.venv/.installed-viz-$(sha256sum "$project/setup.py" | cut -c1-16)"
 if [ ! -e "$stamp" ]; then
-  echo "installing the project into .venv (once; log: .venv/install.log) ..." >&2
-  if ! .venv/bin/python -m pip install -e '.[viz]' > .venv/install.log 2>&1; then
-    cat .venv/install.log >&2
+  echo "installing the project into .venv (once; log: $project/.venv/install.log) ..." >&2
+  if ! (cd "$project" && "$python" -m pip install -e '.[viz]' > .venv/install.log 2>&1); then
+    cat "$project/.venv/install.log" >&2
     exit 1
   fi
   touch "$stamp"
 fi
 # The sample photos keep their per-scale maps, and dog.jpg's are drawn side by side.
-inputs=(--input 'tests/data/*.jpg' --input 'tests/data/*.png' --keep-scale-maps)
+inputs=(--input "$project/tests/data/*.jpg" --input "$project/tests/data/*.png" --keep-scale-maps)
 render_extra=(--scales-of dog.jpg)
 if [ $# -gt 0 ] && [[ "$1" != --* ]]; then
   inputs=(--input "$1")
@@ -36,8 +39,8 @@ output="output/$(date +%Y%m%d-%H%M%S)"
 # The job itself runs two bundles at a time in threads here (decoding and boxes overlap
 # the model; each model call on half the cores), the fastest local setting measured
 # (benchmarks/README.md), unless --direct_num_workers or --direct_running_mode is given.
-.venv/bin/python -m pipeline "${inputs[@]}" --output "$output" --runner FnApiRunner "$@"
+"$python" -m pipeline "${inputs[@]}" --output "$output" --runner FnApiRunner "$@"
 # Pictures: each photo beside its heatmaps and boxes, and a sortable contact sheet (of
 # the first 500 images: about 0.5 s and 2 MB each; python -m pipeline.render does more).
-.venv/bin/python -m pipeline.render --labels "$output" --out "$output/viz" --limit 500 \
+"$python" -m pipeline.render --labels "$output" --out "$output/viz" --limit 500 \
   "${render_extra[@]}"
