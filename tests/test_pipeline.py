@@ -246,6 +246,20 @@ def test_manifests_as_patterns_and_in_parquet_with_their_column(tmp_path, weight
     assert sorted(by_uri(table(output, "labels"))) == ["chelsea.png", "dog.jpg", "eagle.jpg"]
 
 
+def test_manifests_saved_by_a_spreadsheet_or_a_windows_editor(tmp_path, weights_cache):
+    # "CSV UTF-8" and Notepad's UTF-8 start with a byte order mark, and lines end in CRLF.
+    # Before: the CSV's column was not found ('\ufeffimage_uri'), and the text
+    # manifest's first photo failed to read under a name starting with the mark.
+    table_csv, listed = tmp_path / "photos.csv", tmp_path / "photos.txt"
+    table_csv.write_bytes(f"\ufeffimage_uri,note\r\n{DATA / 'dog.jpg'},x\r\n".encode())
+    listed.write_bytes(f"\ufeff{DATA / 'chelsea.png'}\r\n{DATA / 'eagle.jpg'}\r\n".encode())
+    output = tmp_path / "out"
+    assert run(["--manifest", str(table_csv), "--manifest", str(listed), "--output", str(output),
+                "--synsets", "dog", *LOCAL]) == 0
+    assert sorted(by_uri(table(output, "labels"))) == ["chelsea.png", "dog.jpg", "eagle.jpg"]
+    assert table(output, "errors").num_rows == 0
+
+
 def test_help_describes_every_option(capsys):
     assert run(["--help"]) == 0
     text = capsys.readouterr().out

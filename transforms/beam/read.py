@@ -48,6 +48,7 @@ def logged_failure(row: dict) -> dict:
 
 
 DEFAULT_MANIFEST_COLUMN = "image_uri"
+BYTE_ORDER_MARK = "\ufeff"
 
 
 def manifest_format(path: str) -> str:
@@ -81,7 +82,9 @@ def manifest_columns(path: str) -> list[str]:
         if manifest_format(path) == "parquet":
             # The footer only, on this thread (no read-ahead by Arrow's threads).
             return pq.ParquetFile(f).schema_arrow.names
-        return next(csv.reader(io.TextIOWrapper(f, encoding="utf-8")), [])
+        # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte order mark, which
+        # would otherwise be part of the first column's name.
+        return next(csv.reader(io.TextIOWrapper(f, encoding="utf-8-sig")), [])
 
 
 def manifest_column_index(path: str, column: str) -> int:
@@ -113,8 +116,14 @@ class ReadManifest(beam.PTransform):
         lines = pbegin | beam.io.ReadFromText(self._path, skip_header_lines=int(kind == "csv"))
         if kind == "csv":
             return lines | beam.Map(lambda line: next(csv.reader([line]))[index].strip())
-        return (lines | beam.Map(str.strip)
+        return (lines | beam.Map(_listed_uri)
                 | beam.Filter(lambda uri: uri and not uri.startswith("#")))
+
+
+def _listed_uri(line: str) -> str:
+    """A text manifest's line as a URI: without surrounding spaces, nor the byte order
+    mark that editors on Windows put before the first line (no URI starts with one)."""
+    return line.lstrip(BYTE_ORDER_MARK).strip()
 
 
 def _counted(uri: str, counter) -> str:
