@@ -34,6 +34,7 @@ import numpy as np
 
 from pipeline.console import exit_with
 from pipeline.filesystems import FILESYSTEM_EPILOG, StoreError, check_stores, parse_with_filesystems
+from pipeline.options import user_path
 from pipeline.outputs import (OutputError, has_run_record, names_image, read_image_bytes,
                               read_labels, read_run_record)
 from transforms.quality.calibration import SHRINKAGE, Calibration, calibrate, top_box_hits
@@ -61,24 +62,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.evaluate",
                                      description=__doc__.split("\n\n")[0],
                                      epilog=FILESYSTEM_EPILOG)
-    parser.add_argument("--labels", required=True, metavar="DIR",
+    parser.add_argument("--labels", type=user_path, required=True, metavar="DIR",
                         help="output folder of a pipeline run (its labels-*.parquet)")
-    parser.add_argument("--ground-truth", required=True, metavar="PATH",
+    parser.add_argument("--ground-truth", type=user_path, required=True, metavar="PATH",
                         help="folder of VOC .xml files (or a VOC dataset's, with them in "
                              "Annotations/), a VOC .xml file, COCO JSON, or a JSON list of "
                              "{image, synset, boxes: [[x0, y0, x1, y1], ...]}")
     parser.add_argument("--format", default="auto", choices=FORMATS,
                         help="ground-truth format (default: %(default)s, from the path)")
-    parser.add_argument("--classes", metavar="voc|JSON",
+    parser.add_argument("--classes", type=user_path, metavar="voc|JSON",
                         help="the dataset's classes as synsets: 'voc' (built in: the PASCAL "
                              "VOC classes but person) or a JSON file {class name: synset spec "
                              "or [specs]}; classes it does not name are left out. Default: "
                              "class names are synsets")
-    parser.add_argument("--json", metavar="PATH", help="also write the metrics here as JSON")
-    parser.add_argument("--calibrate", metavar="PATH",
+    parser.add_argument("--json", type=user_path, metavar="PATH",
+                        help="also write the metrics here as JSON")
+    parser.add_argument("--calibrate", type=user_path, metavar="PATH",
                         help="also choose each synset's box threshold on these pairs and write "
                              "them here, for the job's --thresholds (needs the run's run.json)")
-    parser.add_argument("--fit-confidence", metavar="PATH",
+    parser.add_argument("--fit-confidence", type=user_path, metavar="PATH",
                         help="also fit the boxes' confidence (the probability a box is right) "
                              "on these images and write it here, for the job's --confidence "
                              "(needs the run's run.json; fitted for the run's mode: with "

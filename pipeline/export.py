@@ -26,6 +26,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.console import exit_with
 from pipeline.filesystems import FILESYSTEM_EPILOG, StoreError, check_stores, parse_with_filesystems
+from pipeline.options import user_path
 from pipeline.outputs import (SUCCESS, OutputError, check_folder_can_be_made, is_finished,
                               iter_table_rows, read_run_record)
 from transforms.export.coco import write_coco
@@ -56,10 +57,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.export",
                                      description=__doc__.split("\n\n")[0],
                                      epilog=FILESYSTEM_EPILOG)
-    parser.add_argument("--labels", required=True, metavar="DIR",
+    parser.add_argument("--labels", type=user_path, required=True, metavar="DIR",
                         help="output folder of a finished pipeline run (any Beam filesystem)")
     parser.add_argument("--format", required=True, choices=FORMATS)
-    parser.add_argument("--out", required=True, metavar="DIR",
+    parser.add_argument("--out", type=user_path, required=True, metavar="DIR",
                         help="local folder to write to: new or empty")
     parser.add_argument("--min-score", type=float, default=0.0, metavar="S",
                         help="leave out boxes scoring below S (default: keep every box)")

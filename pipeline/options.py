@@ -48,6 +48,13 @@ class ConfigError(ValueError):
     """A configuration mistake, found before the pipeline starts."""
 
 
+def user_path(value: str) -> str:
+    """A path option's value with a leading ``~`` or ``~user`` made the home folder, as the
+    shell does only where it sees one: not after ``--output=``, nor in quotes, where a
+    folder named "~" would be made in the current one (other URIs are left as they are)."""
+    return os.path.expanduser(value)
+
+
 def _add(group, name: str, *aliases: str, **kwargs) -> None:
     """--name (and --alias ...), also spelt with underscores as Beam's own options are
     (--top-k, --top_k)."""
@@ -61,22 +68,22 @@ class LabelOptions(PipelineOptions):
     def _add_argparse_args(cls, parser):
         group = parser.add_argument_group("weak labelling")
         # Inputs and outputs.
-        _add(group, "input", action="append", metavar="PATTERN",
+        _add(group, "input", type=user_path, action="append", metavar="PATTERN",
              help="image file pattern on any Beam filesystem (local, gs://, s3://), quoted so "
                   "that the shell leaves it alone: '/photos/**' for every file below a folder; "
                   "repeatable")
-        _add(group, "manifest", action="append", metavar="PATH",
+        _add(group, "manifest", type=user_path, action="append", metavar="PATH",
              help="file (or pattern of files) listing image URIs: text (one per line), CSV "
                   "or Parquet (column --manifest-column); repeatable")
         _add(group, "manifest-column", default=DEFAULT_MANIFEST_COLUMN,
              help="URI column of CSV and Parquet manifests (default: %(default)s)")
-        _add(group, "output",
+        _add(group, "output", type=user_path,
              help="output directory (any Beam filesystem); required. May contain {date} (UTC, "
                   "YYYY-MM-DD) and {run_id} for scheduled runs")
         _add(group, "run-id", help="value of {run_id} in --output (default: UTC time stamp)")
         _add(group, "overwrite", action="store_true",
              help="replace a completed run already in --output (default: refuse)")
-        _add(group, "skip-existing", metavar="GLOB",
+        _add(group, "skip-existing", type=user_path, metavar="GLOB",
              help="incremental run: skip images already labelled in the labels tables matching "
                   "GLOB (e.g. 'out/*/labels-*.parquet') whose size and modification time (or "
                   "content hash, with --content-hash) are unchanged; failed images are retried")
@@ -93,7 +100,7 @@ class LabelOptions(PipelineOptions):
                   "cat), class lists (classes:281+282) or vocabularies (voc: the PASCAL VOC "
                   "classes; a .json file {name: spec or [specs]}); default: each image's "
                   "top-k synsets of --vocabulary")
-        _add(group, "vocabulary",
+        _add(group, "vocabulary", type=user_path,
              help="without --synsets, what each image's top-k synsets are chosen from: "
                   "concepts (basic-level words: dog, car, bottle; each ImageNet class in one), "
                   "imagenet (the 1000 classes) or a text file of synset specs, one per line "
@@ -120,7 +127,7 @@ class LabelOptions(PipelineOptions):
              help="comma-separated heat levels (0-1) whose connected components are the "
                   "box hypotheses of each synset; one level gives the plain components "
                   "(default: %(default)s)")
-        _add(group, "thresholds", metavar="JSON",
+        _add(group, "thresholds", type=user_path, metavar="JSON",
              help="per-synset thresholds from python -m pipeline.evaluate --calibrate (any Beam "
                   "filesystem): one level per synset, replacing --threshold; the file's "
                   "default applies to the synsets it does not list")
@@ -131,7 +138,7 @@ class LabelOptions(PipelineOptions):
         _add(group, "min-score", type=float, default=DEFAULT_MIN_SCORE,
              help="drop boxes whose score (the synset's peak probability in the box's "
                   "component) is lower (default: %(default)s)")
-        _add(group, "confidence", default=AUTO_CONFIDENCE, metavar="auto|none|JSON",
+        _add(group, "confidence", type=user_path, default=AUTO_CONFIDENCE, metavar="auto|none|JSON",
              help="what gives each box its confidence, the probability that it is right: a "
                   "calibration from python -m pipeline.evaluate --fit-confidence (any Beam "
                   "filesystem; refused unless fitted with this run's settings); auto: the "
@@ -148,7 +155,7 @@ class LabelOptions(PipelineOptions):
                   "photo's colours separate from its surroundings (OpenCV's GrabCut, seeded "
                   "by the heat); none: the heat's components as they are, faster "
                   "(default: %(default)s)")
-        _add(group, "head", metavar="MODEL_DIR",
+        _add(group, "head", type=user_path, metavar="MODEL_DIR",
              help="a head trained on earlier runs' labels (python -m pipeline.train --out "
                   "MODEL_DIR, any Beam filesystem): its maps make the heat, on a grid "
                   "--factor times finer; needs the head's model, weights and (some of its) "
@@ -171,7 +178,7 @@ class LabelOptions(PipelineOptions):
         # The model and how it runs.
         _add(group, "model", default=DEFAULT_MODEL,
              help=f"backbone: {', '.join(backbone_names())} (default: %(default)s)")
-        _add(group, "weights", default="imagenet",
+        _add(group, "weights", type=user_path, default="imagenet",
              help="'imagenet' (the model's published weights) or a Keras weights file on any "
                   "Beam filesystem (default: %(default)s)")
         _add(group, "engine", default="auto",

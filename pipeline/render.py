@@ -20,6 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.console import exit_with
 from pipeline.filesystems import FILESYSTEM_EPILOG, StoreError, check_stores, parse_with_filesystems
+from pipeline.options import user_path
 from pipeline.outputs import (RUN_RECORD, SUCCESS, OutputError, check_folder_can_be_made,
                               is_finished, iter_labels, names_image, read_image_bytes, table_files)
 from transforms.io.records import file_name
@@ -49,9 +50,9 @@ def _arg_parser() -> argparse.ArgumentParser:
         epilog=f"Needs matplotlib: {INSTALL_HINT}. Exit codes: 0 done; 1 some images could not "
                "be read or decoded (the others are rendered); 2 a mistake in the arguments. "
                + FILESYSTEM_EPILOG)
-    parser.add_argument("--labels", required=True, metavar="DIR",
+    parser.add_argument("--labels", type=user_path, required=True, metavar="DIR",
                         help="output directory of a pipeline run (its labels-*.parquet)")
-    parser.add_argument("--out", required=True, metavar="VIZ",
+    parser.add_argument("--out", type=user_path, required=True, metavar="VIZ",
                         help="directory for the PNGs and index.html (created if missing)")
     parser.add_argument("--limit", type=_non_negative, default=None, metavar="N",
                         help="render only the first N images of the tables (default: all)")

@@ -28,6 +28,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.console import exit_with
 from pipeline.filesystems import FILESYSTEM_EPILOG, StoreError, check_stores, parse_with_filesystems
+from pipeline.options import user_path
 from pipeline.outputs import SUCCESS, OutputError, is_finished, iter_labels, read_run_record
 from transforms.io.decode import decode_image
 from transforms.io.records import file_name
@@ -51,10 +52,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.train",
                                      description=__doc__.split("\n\n")[0],
                                      epilog=FILESYSTEM_EPILOG)
-    parser.add_argument("--labels", required=True, action="append", metavar="DIR",
+    parser.add_argument("--labels", type=user_path, required=True, action="append", metavar="DIR",
                         help="output folder of a finished run with --synsets (repeatable; the "
                              "runs must share model, weights, synsets and scales)")
-    parser.add_argument("--out", required=True, metavar="MODEL_DIR")
+    parser.add_argument("--out", type=user_path, required=True, metavar="MODEL_DIR")
     parser.add_argument("--held-out", type=float, default=0.2, metavar="F",
                         help="fraction of the images whose pseudo-labels stop the training "
                              "(default: %(default)s)")

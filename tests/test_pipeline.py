@@ -260,6 +260,25 @@ def test_manifests_saved_by_a_spreadsheet_or_a_windows_editor(tmp_path, weights_
     assert table(output, "errors").num_rows == 0
 
 
+def test_a_tilde_the_shell_left_is_the_home_folder(tmp_path, monkeypatch, weights_cache):
+    # The shell expands ~ only at the start of a word: --output=~/labels, and quoted
+    # paths, reached the job as written. Before: a folder named "~" was made in the
+    # current one, and the job said "output in ~/labels".
+    from pipeline.export import main as export
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "dog.jpg").write_bytes((DATA / "dog.jpg").read_bytes())
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert run(["--input=~/photos/*.jpg", "--output=~/labels", "--synsets", "dog", *LOCAL]) == 0
+    assert export(["--labels=~/labels", "--format", "coco", "--out=~/coco"]) == 0
+    assert (tmp_path / "labels" / "_SUCCESS").exists()
+    assert (tmp_path / "coco" / "annotations.json").exists()
+    assert list(here.iterdir()) == []
+
+
 def test_help_describes_every_option(capsys):
     assert run(["--help"]) == 0
     text = capsys.readouterr().out
