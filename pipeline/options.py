@@ -138,7 +138,8 @@ class LabelOptions(PipelineOptions):
         _add(group, "min-score", type=float, default=DEFAULT_MIN_SCORE,
              help="drop boxes whose score (the synset's peak probability in the box's "
                   "component) is lower (default: %(default)s)")
-        _add(group, "confidence", type=user_path, default=AUTO_CONFIDENCE, metavar="auto|none|JSON",
+        _add(group, "confidence", type=user_path, default=AUTO_CONFIDENCE,
+             metavar="auto|none|JSON",
              help="what gives each box its confidence, the probability that it is right: a "
                   "calibration from python -m pipeline.evaluate --fit-confidence (any Beam "
                   "filesystem; refused unless fitted with this run's settings); auto: the "
