@@ -34,7 +34,7 @@ import numpy as np
 
 from pipeline.console import exit_with
 from pipeline.filesystems import FILESYSTEM_EPILOG, StoreError, check_stores, parse_with_filesystems
-from pipeline.options import user_path
+from pipeline.options import option_given_alone, user_path
 from pipeline.outputs import (OutputError, has_run_record, names_image, read_image_bytes,
                               read_labels, read_run_record)
 from transforms.quality.calibration import SHRINKAGE, Calibration, calibrate, top_box_hits
@@ -95,13 +95,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              f"threshold (default: {SHRINKAGE})")
     args, args.filesystems = parse_with_filesystems(parser, argv)
     # Each of these tunes what another option writes: alone, it would do nothing.
-    for flag, alone, needed in (
+    if problem := option_given_alone((
             ("--default-min-confidence",
              args.default_min_confidence is not None and not args.fit_confidence,
              "--fit-confidence"),
-            ("--shrinkage", args.shrinkage is not None and not args.calibrate, "--calibrate")):
-        if alone:
-            parser.error(f"{flag} acts only with {needed}: give that too, or drop {flag}")
+            ("--shrinkage", args.shrinkage is not None and not args.calibrate, "--calibrate"))):
+        parser.error(problem)
     if args.default_min_confidence is not None and not 0 <= args.default_min_confidence < 1:
         parser.error(f"--default-min-confidence is a probability in [0, 1), got "
                      f"{args.default_min_confidence}")

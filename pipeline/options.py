@@ -331,19 +331,28 @@ def label_config(options: PipelineOptions) -> tuple[LabelConfig, str]:
     return confidence_config(config, opts.confidence, opts.min_confidence), checksum
 
 
+def option_given_alone(checks: Sequence[tuple[str, bool, str]]) -> str | None:
+    """What to say of the first (flag, given without the other, the other) in ``checks``:
+    an option that acts only together with another one, given without it, would do
+    nothing; None if there is none."""
+    for flag, alone, needed in checks:
+        if alone:
+            return f"{flag} acts only with {needed}: give that too, or drop {flag}"
+    return None
+
+
 def _check_options_used(opts: LabelOptions) -> None:
     """ConfigError for an option that acts only together with another one not given: the
     run would go ahead without what was asked for (and --window-stride in cell mode would
     also cost the boxes their confidence, as the calibration's settings no longer match)."""
-    for flag, alone, needed in (
+    if problem := option_given_alone((
             ("--window-stride", opts.window_stride != 1 and opts.map_mode != "window",
              "--map-mode window"),
             ("--head-maps", opts.head_maps != DEFAULT_HEAD_MAPS and not opts.head,
              "--head MODEL_DIR"),
             ("--manifest-column", opts.manifest_column != DEFAULT_MANIFEST_COLUMN
-             and not opts.manifest, "--manifest PATH")):
-        if alone:
-            raise ConfigError(f"{flag} acts only with {needed}: give that too, or drop {flag}")
+             and not opts.manifest, "--manifest PATH"))):
+        raise ConfigError(problem)
 
 
 def _first_match(flag: str, pattern: str) -> str:
